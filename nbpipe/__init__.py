@@ -1,0 +1,23 @@
+"""nbpipe: build pipelines of Jupyter notebooks and Python functions.
+
+Public names are imported lazily so that ``import nbpipe`` (and the CLI's start-up) stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from nbpipe._version import __version__
+
+if TYPE_CHECKING:
+    from nbpipe.dag import DAG
+
+__all__ = ["DAG", "__version__"]
+
+
+def __getattr__(name: str):
+    if name == "DAG":
+        from nbpipe.dag import DAG
+
+        return DAG
+    raise AttributeError(f"module 'nbpipe' has no attribute {name!r}")

@@ -1,0 +1,318 @@
+"""The DAG: a named collection of tasks, and the entry point for rendering and building.
+
+``render`` checks everything that can be checked before anything runs (cycles, sources, kernels,
+product formats, hook signatures, products claimed twice) and reports all problems at once.
+``build`` plans which tasks are outdated, hands the plan to the scheduler (``nbpipe.scheduler``)
+and returns the report, which like the task statuses is derived from the build's event stream.
+"""
+
+from __future__ import annotations
+
+import graphlib
+import logging
+import traceback
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from nbpipe.events import STATUS_AFTER, BuildOutcome, Event, EventStream, Observer
+from nbpipe.exceptions import (
+    DAGBuildEarlyStop,
+    DAGBuildError,
+    DAGRenderError,
+    DAGSpecError,
+)
+from nbpipe.executors.base import Executor
+from nbpipe.hooks import call_with_available, describe, missing_arguments
+from nbpipe.plot import Mermaid, mermaid
+from nbpipe.progress import ProgressObserver
+from nbpipe.report import BuildReport, ReportCollector
+from nbpipe.scheduler import Build
+from nbpipe.status import StatusReport, TaskState
+from nbpipe.tasks.base import Task
+
+logger = logging.getLogger("nbpipe")
+
+TASK_HOOK_ARGUMENTS = {"task", "product", "params", "upstream", "dag"}
+DAG_HOOK_ARGUMENTS = {
+    "on_render": {"dag"},
+    "on_finish": {"dag", "report"},
+    "on_failure": {"dag", "traceback", "report"},
+}
+
+
+class DAG:
+    """A pipeline of tasks.
+
+    ``executor`` is ``'serial'``, ``'parallel'`` or an executor instance
+    (``nbpipe.executors.Serial()``, ``nbpipe.executors.Parallel(processes=2)``).
+    DAG hooks ``on_render(dag)``, ``on_finish(dag, report)`` and ``on_failure(dag, traceback)``
+    are plain attributes; a hook takes only the arguments it names.
+    """
+
+    def __init__(self, name: str | None = None, executor: str | Executor = "serial"):
+        self.name = name or "No name"
+        self.executor = executor
+        self._tasks: dict[str, Task] = {}
+        self.on_render = None
+        self.on_finish = None
+        self.on_failure = None
+
+    # -- executor -------------------------------------------------------------------------------
+    @property
+    def executor(self) -> Executor:
+        return self._executor
+
+    @executor.setter
+    def executor(self, value: str | Executor) -> None:
+        from nbpipe.executors import Parallel, Serial
+
+        if isinstance(value, Executor):
+            self._executor = value
+        elif value == "serial":
+            self._executor = Serial()
+        elif value == "parallel":
+            self._executor = Parallel()
+        else:
+            raise ValueError(
+                f"executor must be 'serial', 'parallel' or an Executor instance, got {value!r}"
+            )
+
+    # -- the collection of tasks ----------------------------------------------------------------
+    def _add(self, task: Task) -> None:
+        if task.name in self._tasks:
+            raise DAGSpecError(
+                f"DAG {self.name!r} already has a task named {task.name!r}; pass name= to tell them apart"
+            )
+        self._tasks[task.name] = task
+
+    def __getitem__(self, name: str) -> Task:
+        try:
+            return self._tasks[name]
+        except KeyError:
+            raise KeyError(
+                f"No task named {name!r} in DAG {self.name!r}; tasks: {', '.join(self._tasks)}"
+            ) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._tasks
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def __iter__(self) -> Iterator[str]:
+        """Task names in topological order (every task after its upstream tasks)."""
+        return (task.name for task in self._ordered())
+
+    def keys(self) -> list[str]:
+        return list(self)
+
+    def values(self) -> list[Task]:
+        return self._ordered()
+
+    def __repr__(self) -> str:
+        return f"DAG({self.name!r}, {len(self)} tasks, executor={self.executor!r})"
+
+    def _ordered(self, tasks: Iterable[Task] | None = None) -> list[Task]:
+        tasks = list(self._tasks.values() if tasks is None else tasks)
+        graph = {task.name: [u for u in task.upstream] for task in tasks}
+        sorter = graphlib.TopologicalSorter(graph)
+        try:
+            return [self._tasks[name] for name in sorter.static_order()]
+        except graphlib.CycleError as error:
+            cycle = " -> ".join(reversed(error.args[1]))
+            raise DAGSpecError(f"DAG {self.name!r} has a cycle: {cycle}") from None
+
+    def _with_upstream(self, names: Iterable[str]) -> list[Task]:
+        """The tasks named and everything they need, in topological order."""
+        seen: dict[str, Task] = {}
+        stack = [self[name] for name in names]
+        while stack:
+            task = stack.pop()
+            if task.name not in seen:
+                seen[task.name] = task
+                stack.extend(task.upstream.values())
+        return self._ordered(seen.values())
+
+    # -- render ---------------------------------------------------------------------------------
+    def render(self) -> DAG:
+        """Checks the DAG and runs the ``on_render`` hooks; raises DAGRenderError listing all
+        problems. Sources are re-read, so edits since the last render count."""
+        order = self._ordered()
+        problems: list[tuple[str, str]] = []
+        owners: dict[str, list[str]] = defaultdict(list)
+        for task in order:
+            if hasattr(task, "refresh"):
+                task.refresh()
+            problems += [(task.name, problem) for problem in task.problems()]
+            problems += self._hook_problems(task)
+            for file in task.files:
+                owners[file.absolute()].append(task.name)
+        problems += [
+            (names[0], f"product {path} is also a product of {', '.join(names[1:])}")
+            for path, names in owners.items()
+            if len(names) > 1
+        ]
+        for kind, accepted in DAG_HOOK_ARGUMENTS.items():
+            hook = getattr(self, kind)
+            if hook and (missing := missing_arguments(hook, accepted)):
+                problems.append(("(dag)", _hook_problem(kind, hook, missing, accepted)))
+        if problems:
+            raise DAGRenderError(problems)
+        for task in order:
+            if task.on_render:
+                call_with_available(task.on_render, task.hook_arguments())
+        if self.on_render:
+            call_with_available(self.on_render, {"dag": self})
+        return self
+
+    @staticmethod
+    def _hook_problems(task: Task) -> list[tuple[str, str]]:
+        problems = []
+        for kind in ("on_render", "on_finish", "on_failure"):
+            hook = getattr(task, kind)
+            if not hook:
+                continue
+            accepted = TASK_HOOK_ARGUMENTS | ({"traceback"} if kind == "on_failure" else set())
+            if missing := missing_arguments(hook, accepted):
+                problems.append((task.name, _hook_problem(kind, hook, missing, accepted)))
+        return problems
+
+    # -- planning -------------------------------------------------------------------------------
+    def _plan(self, tasks: list[Task], force: bool) -> dict[str, list[str]]:
+        """Which tasks must run, and why. A task whose upstream task runs runs too."""
+        to_run: dict[str, list[str]] = {}
+        for task in tasks:
+            reasons = ["forced"] if force else task.outdated_reasons()
+            if not reasons:
+                running_upstream = [name for name in task.upstream if name in to_run]
+                if running_upstream:
+                    reasons = [f"upstream {running_upstream[0]!r} will run"]
+            if reasons:
+                to_run[task.name] = reasons
+        return to_run
+
+    def status(self) -> StatusReport:
+        """Whether each task is up to date, and if not, why (without building anything)."""
+        order = self._ordered()
+        for task in order:
+            if hasattr(task, "refresh"):
+                task.refresh()
+        problems = {
+            name: problem
+            for task in order
+            for name, problem in [(task.name, task.problems())]
+            if problem
+        }
+        to_run = self._plan([task for task in order if task.name not in problems], force=False)
+        rows = []
+        for task in order:
+            last_built = task.last_built() if not problems.get(task.name) else None
+            if task.name in problems:
+                state, reasons = "error", problems[task.name]
+            elif task.name in to_run:
+                state, reasons = ("outdated" if last_built else "never built"), to_run[task.name]
+            else:
+                state, reasons = "up to date", []
+            rows.append(
+                TaskState(
+                    task.name,
+                    state,
+                    reasons,
+                    last_built,
+                    [str(file) for file in task.files],
+                    task.exec_status.value,
+                )
+            )
+        return StatusReport(rows)
+
+    # -- build ----------------------------------------------------------------------------------
+    def build(self, force: bool = False, observers: Iterable[Observer] = ()) -> BuildReport:
+        """Builds outdated tasks (all with ``force``) and returns the report.
+
+        Raises DAGBuildError when a task failed (its downstream tasks are aborted, the rest is
+        built). ``observers`` receive every build event (see ``nbpipe.events``).
+        """
+        return self._build(self._ordered(), force, observers)
+
+    def build_partially(
+        self, target: str, force: bool = False, observers: Iterable[Observer] = ()
+    ) -> BuildReport:
+        """Builds ``target`` and the tasks it needs, nothing else."""
+        return self._build(self._with_upstream([target]), force, observers)
+
+    def _build(self, tasks: list[Task], force: bool, observers: Iterable[Observer]) -> BuildReport:
+        collector = ReportCollector()
+        stream = EventStream(
+            [
+                self._track_status,
+                collector,
+                ProgressObserver(self.executor.print_progress),
+                *observers,
+            ]
+        )
+        try:
+            self.render()
+        except DAGBuildEarlyStop as stop:
+            return _stopped_before_start(str(stop))
+        to_run = self._plan(tasks, force)
+
+        def finish_hook(outcome: BuildOutcome, failures: dict[str, str]):
+            return self._run_dag_hooks(outcome, failures, collector.report)
+
+        outcome = Build(tasks, to_run, stream, self.name, finish_hook).run(self.executor)
+        report = collector.report
+        if outcome is BuildOutcome.FAILED:
+            failures = {row.name: row.detail for row in report if row.status.value == "failed"}
+            raise DAGBuildError(failures, report)
+        return report
+
+    def _run_dag_hooks(self, outcome, failures, report):
+        """Runs ``on_finish`` or ``on_failure``; returns the (maybe changed) outcome and reason."""
+        if outcome is BuildOutcome.FAILED:
+            if self.on_failure:
+                text = "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())
+                try:
+                    call_with_available(
+                        self.on_failure, {"dag": self, "traceback": text, "report": report}
+                    )
+                except Exception:
+                    logger.exception("The DAG's on_failure hook failed")
+            return outcome, None
+        if self.on_finish:
+            try:
+                call_with_available(self.on_finish, {"dag": self, "report": report})
+            except DAGBuildEarlyStop as stop:
+                return BuildOutcome.STOPPED_EARLY, str(
+                    stop
+                ) or "the DAG's on_finish hook asked to stop"
+            except Exception:
+                failures["(dag on_finish)"] = traceback.format_exc()
+                return BuildOutcome.FAILED, None
+        return outcome, None
+
+    def _track_status(self, event: Event) -> None:
+        if event.task is not None:
+            self._tasks[event.task].exec_status = STATUS_AFTER[event.kind]
+
+    # -- plot -----------------------------------------------------------------------------------
+    def plot(self, output: str | Path | None = None) -> Mermaid:
+        """The DAG as Mermaid; with ``output``, also written there (``.md``, ``.html``, ``.mmd``)."""
+        diagram = mermaid(self._ordered())
+        if output is not None:
+            diagram.write(output)
+        return diagram
+
+
+def _hook_problem(kind: str, hook, missing: list[str], accepted: set[str]) -> str:
+    return (
+        f"{kind} hook {describe(hook)} asks for {', '.join(missing)}; "
+        f"hooks can take: {', '.join(sorted(accepted))}"
+    )
+
+
+def _stopped_before_start(reason: str) -> BuildReport:
+    report = BuildReport(
+        outcome=BuildOutcome.STOPPED_EARLY, stop_reason=reason or "a render hook asked to stop"
+    )
+    return report

@@ -1,0 +1,38 @@
+"""Executors decide *where* jobs run; the scheduler loop (``nbpipe.scheduler``) is shared.
+
+An executor opens a pool with a ``concurrent.futures``-style ``submit`` and says how many jobs may
+run at once. Serial runs each job inline in the scheduling process; Parallel in worker processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+
+class Pool(Protocol):
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...
+
+    def terminate(self) -> None:
+        """Stops running jobs now (Ctrl-C)."""
+
+
+class Executor:
+    """Base class: subclasses define ``processes`` and ``pool()``."""
+
+    print_progress: bool = False
+
+    @property
+    def processes(self) -> int:
+        raise NotImplementedError
+
+    @contextmanager
+    def pool(self, warm_up: bool = False) -> Iterator[Pool]:
+        """A pool for one build; ``warm_up`` hints that jobs will run notebooks."""
+        raise NotImplementedError
+        yield
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"

@@ -1,0 +1,87 @@
+"""What runs inside a worker: one job in, one picklable :class:`Outcome` out.
+
+Exceptions are turned into text here, in the worker, because a user's exception object may not
+survive pickling back to the scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbpipe.exceptions import DAGBuildEarlyStop, NotebookExecutionError
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task: str
+    state: str  # "ok" | "failed" | "early_stop"
+    started: float
+    ended: float
+    message: str = ""  # the early-stop message, or the error text
+    error: dict[str, Any] = field(default_factory=dict)  # structured details of a failure
+
+    @property
+    def elapsed(self) -> float:
+        return self.ended - self.started
+
+
+def run_job(job) -> Outcome:
+    started = time.time()
+    try:
+        job.run()
+    except DAGBuildEarlyStop as stop:
+        return Outcome(job.task, "early_stop", started, time.time(), str(stop))
+    except Exception as error:  # a task's failure is data for the report, not a crash
+        return Outcome(job.task, "failed", started, time.time(), *describe_error(error))
+    return Outcome(job.task, "ok", started, time.time())
+
+
+def describe_error(error: BaseException) -> tuple[str, dict[str, Any]]:
+    """The error as text for people and as a dict for programs (the server, the panel)."""
+    if isinstance(error, NotebookExecutionError):
+        details = {
+            "type": "NotebookExecutionError",
+            "source": error.source,
+            "cell_index": error.cell_index,
+            "line": error.line,
+            "code": error.code,
+            "ename": error.ename,
+            "evalue": error.evalue,
+            "partial_path": error.partial_path,
+            "traceback": error.traceback,
+        }
+        return f"{error}\n\n{error.traceback}", details
+    text = "".join(traceback.format_exception(type(error), error, _user_frames(error))).rstrip()
+    return text, {"type": type(error).__name__, "evalue": str(error), "traceback": text}
+
+
+def _user_frames(error: BaseException):
+    """The traceback without nbpipe's own leading frames (the job runner), so it starts at the
+    user's code."""
+    tb = error.__traceback__
+    while (
+        tb is not None
+        and tb.tb_next is not None
+        and tb.tb_frame.f_code.co_filename.startswith(_PACKAGE)
+    ):
+        tb = tb.tb_next
+    return tb
+
+
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def init_worker() -> None:
+    """Worker start-up: the scheduler alone handles Ctrl-C; SIGTERM unwinds the task so that
+    papermill shuts its kernel down instead of leaving it orphaned."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)

@@ -1,0 +1,1 @@
+"""Notebook handling: reading sources, executing them with papermill, converting the result."""

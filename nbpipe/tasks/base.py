@@ -1,0 +1,216 @@
+"""The task base class: graph wiring, incremental-build bookkeeping and the job a worker runs.
+
+A task never runs itself. At build time it hands the scheduler a *job*: a small picklable object
+with just what a worker needs (a function and its arguments, or a notebook and its parameters),
+never the task or the DAG. Subclasses write three things: ``source_digest`` (what counts as the
+task's code), ``problems`` (render-time checks) and ``make_job``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from nbpipe.events import TaskStatus
+from nbpipe.exceptions import DAGSpecError
+from nbpipe.products import (
+    File,
+    MultiProduct,
+    Product,
+    as_product,
+    commit_staged,
+    discard_staged,
+    files_of,
+    map_files,
+)
+
+if TYPE_CHECKING:
+    from nbpipe.dag import DAG
+
+METADATA_VERSION = 1
+
+
+class Job(Protocol):
+    """What a worker runs. Must pickle cheaply; ``run`` raises on failure."""
+
+    task: str
+
+    def run(self) -> None: ...
+
+
+class Upstream(dict):
+    """The products of a task's upstream tasks, by task name, with a helpful KeyError."""
+
+    def __missing__(self, key: str):
+        names = ", ".join(sorted(self)) or "none"
+        raise KeyError(f"No upstream task named {key!r}; this task's upstream tasks are: {names}")
+
+
+class Task:
+    """A unit of work in a DAG, producing ``product``.
+
+    ``exec_status`` tracks the current or last build; it is set only from the build's event
+    stream (see ``nbpipe.events``).
+    """
+
+    def __init__(
+        self,
+        product: Any,
+        dag: DAG,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+    ):
+        self.product: Product = as_product(product)
+        self.params: dict[str, Any] = dict(params or {})
+        self.name: str = name if name is not None else self._default_name()
+        self.dag = dag
+        self.upstream: dict[str, Task] = {}
+        self.on_render = None
+        self.on_finish = None
+        self.on_failure = None
+        self.exec_status = TaskStatus.PENDING
+        dag._add(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    # -- graph ----------------------------------------------------------------------------------
+    def set_upstream(self, other: Task) -> None:
+        if other.dag is not self.dag:
+            raise DAGSpecError(f"{other.name!r} and {self.name!r} belong to different DAGs")
+        if other is self:
+            raise DAGSpecError(f"Task {self.name!r} cannot depend on itself")
+        self.upstream[other.name] = other
+
+    def __rshift__(self, other: Task) -> Task:
+        other.set_upstream(self)
+        return other
+
+    def __rrshift__(self, others: list[Task] | tuple[Task, ...]) -> Task:
+        """``[a, b] >> c``: c depends on both."""
+        for other in others:
+            self.set_upstream(other)
+        return self
+
+    # -- what subclasses define -----------------------------------------------------------------
+    def _default_name(self) -> str:
+        raise NotImplementedError
+
+    def source_digest(self) -> str:
+        raise NotImplementedError
+
+    def problems(self) -> list[str]:
+        """Render-time checks; each string is a problem the user must fix before building."""
+        return []
+
+    def make_job(self, staged: Product) -> Job:
+        raise NotImplementedError
+
+    @property
+    def source_path(self) -> str | None:
+        """The file the user edits for this task, when there is one."""
+        return None
+
+    # -- products and upstream ------------------------------------------------------------------
+    @property
+    def files(self) -> list[File]:
+        return files_of(self.product)
+
+    def upstream_products(self) -> Upstream:
+        return Upstream({name: task.product for name, task in self.upstream.items()})
+
+    def hook_arguments(self) -> dict[str, Any]:
+        return {
+            "task": self,
+            "product": self.product,
+            "params": self.params,
+            "upstream": self.upstream_products(),
+            "dag": self.dag,
+        }
+
+    # -- incremental builds ---------------------------------------------------------------------
+    def outdated_reasons(self) -> list[str]:
+        """Why this task must run; empty when its products are up to date."""
+        stored = []
+        for file in self.files:
+            if not file.exists():
+                return [f"product {file} does not exist"]
+            metadata = file.read_metadata()
+            if metadata is None:
+                return [f"product {file} has no build record"]
+            stored.append(metadata)
+        record = stored[0]
+        if any(other != record for other in stored[1:]):
+            return ["its products come from different builds"]
+        reasons = []
+        if record.get("source_digest") != self.source_digest():
+            reasons.append("source changed")
+        if record.get("params_digest") != self.params_digest():
+            reasons.append("params changed")
+        recorded_upstream = record.get("upstream", {})
+        current_upstream = self._upstream_fingerprints()
+        if set(recorded_upstream) != set(current_upstream):
+            reasons.append("upstream tasks changed")
+        else:
+            reasons += [
+                f"upstream {name!r} changed"
+                for name, fingerprints in current_upstream.items()
+                if recorded_upstream[name] != fingerprints
+            ]
+        return reasons
+
+    def last_built(self) -> float | None:
+        metadata = self.files[0].read_metadata()
+        return metadata.get("timestamp") if metadata else None
+
+    def params_digest(self) -> str:
+        text = json.dumps(self.params, sort_keys=True, default=repr)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _upstream_fingerprints(self) -> dict[str, Any]:
+        return {
+            name: map_files(task.product, File.fingerprint) for name, task in self.upstream.items()
+        }
+
+    # -- after a successful run (in the scheduling process) -------------------------------------
+    def commit(self, staged: Product) -> None:
+        """Moves the staged products into place; fails if the task did not write one."""
+        pairs = list(zip(files_of(staged), self.files, strict=True))
+        missing = [str(final) for temp, final in pairs if not temp.path.exists()]
+        if missing:
+            self.discard(staged)
+            raise DAGSpecError(
+                f"Task {self.name!r} finished without writing its product(s): {', '.join(missing)}"
+            )
+        for file in self.files:
+            file.delete_metadata()
+        for temp, final in pairs:
+            commit_staged(temp, final)
+
+    def discard(self, staged: Product) -> None:
+        for temp in files_of(staged):
+            discard_staged(temp)
+
+    def save_metadata(self) -> None:
+        """Records how the products were built; the last step, so a crash before it rebuilds."""
+        metadata = {
+            "nbpipe": METADATA_VERSION,
+            "task": self.name,
+            "timestamp": time.time(),
+            "source_digest": self.source_digest(),
+            "params_digest": self.params_digest(),
+            "upstream": self._upstream_fingerprints(),
+        }
+        for file in self.files:
+            file.write_metadata(metadata)
+
+    def prepare_folders(self) -> None:
+        for file in self.files:
+            file.path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def is_multi(product: Product) -> bool:
+    return isinstance(product, MultiProduct)

@@ -1,0 +1,155 @@
+"""NotebookRunner: a task that executes a notebook (``.ipynb`` or a jupytext script).
+
+The notebook runs in a fresh kernel through papermill, with ``product``, ``upstream`` and the
+params injected after its cell tagged ``parameters``. The executed notebook is written to every
+product named in ``nb_product_key``, converted by extension (``.ipynb``, ``.html``, ``.md``, ...).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbpipe.exceptions import MissingKernelError
+from nbpipe.notebooks.convert import format_problem
+from nbpipe.notebooks.execute import NotebookJob
+from nbpipe.notebooks.source import NotebookSource, kernel_language
+from nbpipe.products import File, MultiProduct, Product, files_of, map_files
+from nbpipe.tasks.base import Task
+
+if TYPE_CHECKING:
+    from nbpipe.dag import DAG
+
+RESERVED_PARAMS = ("product", "upstream")
+
+
+class NotebookRunner(Task):
+    """Executes the notebook at ``source``; see the module docstring.
+
+    ``kernelspec_name`` picks the kernel (else the notebook's own kernelspec, else ``python3``);
+    ``papermill_params`` go to ``papermill.execute_notebook`` (e.g. ``execution_timeout``);
+    ``nbconvert_export_kwargs`` configure the nbconvert exporters (e.g. ``exclude_input=True``).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike,
+        product: Any,
+        dag: DAG,
+        name: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        nb_product_key: str | list[str] = "nb",
+        kernelspec_name: str | None = None,
+        papermill_params: Mapping[str, Any] | None = None,
+        nbconvert_export_kwargs: Mapping[str, Any] | None = None,
+    ):
+        self.source = Path(source)
+        self.nb_product_key = (
+            [nb_product_key] if isinstance(nb_product_key, str) else list(nb_product_key)
+        )
+        self.kernelspec_name = kernelspec_name
+        self.papermill_params = dict(papermill_params or {})
+        self.nbconvert_export_kwargs = dict(nbconvert_export_kwargs or {})
+        self._notebook: NotebookSource | None = None
+        super().__init__(product, dag, name, params)
+
+    def _default_name(self) -> str:
+        return self.source.stem
+
+    @property
+    def source_path(self) -> str:
+        return str(self.source)
+
+    @property
+    def notebook(self) -> NotebookSource:
+        """The source, read once per render (``refresh`` re-reads it)."""
+        if self._notebook is None:
+            self._notebook = NotebookSource.read(self.source)
+        return self._notebook
+
+    def refresh(self) -> None:
+        self._notebook = None
+
+    def source_digest(self) -> str:
+        return self.notebook.digest()
+
+    @property
+    def kernel_name(self) -> str:
+        return self.kernelspec_name or self.notebook.kernel_name() or "python3"
+
+    def notebook_files(self) -> list[File]:
+        """The products that receive the executed notebook."""
+        if isinstance(self.product, MultiProduct):
+            return [self.product[key] for key in self.nb_product_key if key in self.product]
+        return [self.product]
+
+    def problems(self) -> list[str]:
+        if not self.source.exists():
+            return [f"source notebook {self.source} does not exist"]
+        try:
+            notebook = self.notebook
+        except (OSError, ValueError) as error:
+            return [f"cannot read notebook {self.source}: {error}"]
+        problems = []
+        if not notebook.has_parameters_cell():
+            problems.append(
+                f"{self.source} has no cell tagged 'parameters'; add one declaring "
+                '`upstream = None` and `product = None` (in a .py script: # %% tags=["parameters"])'
+            )
+        try:
+            kernel_language(self.kernel_name)
+        except MissingKernelError as error:
+            problems.append(str(error))
+        if isinstance(self.product, MultiProduct):
+            unknown = [key for key in self.nb_product_key if key not in self.product]
+            if unknown:
+                problems.append(
+                    f"nb_product_key {', '.join(map(repr, unknown))} not among the products "
+                    f"({', '.join(self.product)})"
+                )
+        for file in self.notebook_files():
+            problem = format_problem(file.suffix)
+            if problem:
+                problems.append(f"product {file}: {problem}")
+        source = os.path.abspath(self.source)
+        problems += [
+            f"product {file} is the task's own source notebook; a build would overwrite it"
+            for file in self.files
+            if file.absolute() == source
+        ]
+        reserved = [key for key in self.params if key in RESERVED_PARAMS]
+        if reserved:
+            problems.append(f"params cannot be named {' or '.join(reserved)}: nbpipe injects those")
+        return problems
+
+    def make_job(self, staged: Product) -> NotebookJob:
+        parameters: dict[str, Any] = {
+            "product": map_files(staged, File.absolute),
+            **self.params,
+        }
+        if self.upstream:
+            parameters["upstream"] = {
+                name: map_files(task.product, File.absolute) for name, task in self.upstream.items()
+            }
+        staged_files = dict(zip(map(File.absolute, self.files), files_of(staged), strict=True))
+        outputs = [
+            (staged_files[file.absolute()].absolute(), file.suffix)
+            for file in self.notebook_files()
+        ]
+        first = self.notebook_files()[0]
+        return NotebookJob(
+            task=self.name,
+            source=str(self.source),
+            notebook_json=self.notebook.to_json(),
+            parameters=parameters,
+            kernel_name=self.kernel_name,
+            language=kernel_language(self.kernel_name),
+            cwd=str(self.source.parent.absolute()),
+            outputs=outputs,
+            partial_path=str(first.path.parent.absolute() / f"{first.path.stem}.failed.ipynb"),
+            shown_paths={temp.absolute(): real for real, temp in staged_files.items()},
+            export_kwargs=self.nbconvert_export_kwargs,
+            papermill_params=self.papermill_params,
+        )
