@@ -114,14 +114,21 @@ class DAG:
         return f"DAG({self.name!r}, {len(self)} tasks, executor={self.executor!r})"
 
     def _ordered(self, tasks: Iterable[Task] | None = None) -> list[Task]:
+        """Topological order, layer by layer; within a layer, the order tasks were added."""
         tasks = list(self._tasks.values() if tasks is None else tasks)
-        graph = {task.name: [u for u in task.upstream] for task in tasks}
-        sorter = graphlib.TopologicalSorter(graph)
+        position = {name: i for i, name in enumerate(self._tasks)}
+        sorter = graphlib.TopologicalSorter({task.name: list(task.upstream) for task in tasks})
         try:
-            return [self._tasks[name] for name in sorter.static_order()]
+            sorter.prepare()
         except graphlib.CycleError as error:
-            cycle = " -> ".join(reversed(error.args[1]))
+            cycle = " -> ".join(error.args[1])
             raise DAGSpecError(f"DAG {self.name!r} has a cycle: {cycle}") from None
+        order = []
+        while sorter.is_active():
+            layer = sorted(sorter.get_ready(), key=position.__getitem__)
+            order += layer
+            sorter.done(*layer)
+        return [self._tasks[name] for name in order]
 
     def _with_upstream(self, names: Iterable[str]) -> list[Task]:
         """The tasks named and everything they need, in topological order."""

@@ -14,6 +14,10 @@ Example: ``a >> b``, ``a >> c``, ``[b, c] >> d`` with two processes. ``a`` start
 finishes, ``b`` and ``c`` become ready and start together; ``d`` waits for both. Had ``b``
 failed, ``d`` would be aborted while ``c`` still ran to the end.
 
+When a worker process dies (a segfault, an out-of-memory kill), every task running in the pool
+at that moment fails with it; each is retried once, alone, on a fresh pool, so only the culprit
+fails.
+
 An early stop (``DAGBuildEarlyStop`` from a task or a task hook) lets running tasks finish, starts
 nothing more, and marks what never ran as cancelled. The loop blocks on the queue: no polling.
 """
@@ -89,17 +93,26 @@ class Build:
         ready = deque(name for name in self.to_run if not waiting[name])
         running: dict[str, Product] = {}
         done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
+        retried: set[str] = set()
         warm_up = any(hasattr(self.tasks[name], "notebook") for name in self.to_run)
 
         with executor.pool(warm_up=warm_up) as pool:
             try:
                 while ready or running:
                     while ready and self.stop_reason is None and len(running) < executor.processes:
+                        alone = ready[0] in retried
+                        if (alone and running) or retried.intersection(running):
+                            break  # a retried task runs alone, to tell a culprit from a victim
                         name = ready.popleft()
                         running[name] = self._start(self.tasks[name], pool, done)
                     if not running:
                         break
                     name, future = done.get()
+                    if _worker_died(future) and name not in retried:
+                        retried.add(name)  # maybe a sibling's crash took its worker down
+                        self.tasks[name].discard(running.pop(name))
+                        ready.appendleft(name)
+                        continue
                     status = self._finish(self.tasks[name], future, running.pop(name))
                     if status is TaskStatus.EXECUTED:
                         for child in dependents[name]:
@@ -226,6 +239,10 @@ class Build:
             if name not in self.settled:
                 self.settled.add(name)
                 self.stream.emit(EventKind.TASK_CANCELLED, name, reason=reason)
+
+
+def _worker_died(future: Future) -> bool:
+    return isinstance(future.exception(), BrokenProcessPool)
 
 
 def _outcome_of(name: str, future: Future) -> Outcome:

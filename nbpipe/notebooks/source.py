@@ -85,3 +85,10 @@ def kernel_language(name: str) -> str:
             "Install it, or pass kernelspec_name= to choose another."
         )
     return specs[name]["spec"].get("language", "python")
+
+
+def quiet_kernel_arguments(name: str) -> list[str]:
+    """Kernel arguments that silence ipykernel's start/stop log noise on the build's stderr
+    (errors in the notebook still arrive through its outputs)."""
+    argv = _kernel_specs()[name]["spec"].get("argv", [])
+    return ["--IPKernelApp.log_level=CRITICAL"] if any("ipykernel" in a for a in argv) else []

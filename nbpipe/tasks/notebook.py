@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from nbpipe.exceptions import MissingKernelError
 from nbpipe.notebooks.convert import format_problem
 from nbpipe.notebooks.execute import NotebookJob
-from nbpipe.notebooks.source import NotebookSource, kernel_language
+from nbpipe.notebooks.source import NotebookSource, kernel_language, quiet_kernel_arguments
 from nbpipe.products import File, MultiProduct, Product, files_of, map_files
 from nbpipe.tasks.base import Task
 
@@ -151,5 +151,8 @@ class NotebookRunner(Task):
             partial_path=str(first.path.parent.absolute() / f"{first.path.stem}.failed.ipynb"),
             shown_paths={temp.absolute(): real for real, temp in staged_files.items()},
             export_kwargs=self.nbconvert_export_kwargs,
-            papermill_params=self.papermill_params,
+            papermill_params={
+                "extra_arguments": quiet_kernel_arguments(self.kernel_name),
+                **self.papermill_params,
+            },
         )
