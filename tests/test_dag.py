@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from engine_tasks import concat, crash, link, write_name
+
 from nbpipe import DAG
 from nbpipe.exceptions import DAGBuildError, DAGRenderError, DAGSpecError
 from nbpipe.executors import Parallel, Serial
@@ -34,7 +34,7 @@ def test_collection_api(workdir):
     order = list(dag)
     assert order[0] == "a" and order[-1] == "d"
     assert set(dag["d"].upstream) == {"b", "c"}
-    with pytest.raises(KeyError, match="No task named 'z'.*a, b, c, d"):
+    with pytest.raises(KeyError, match=r"No task named 'z'.*a, b, c, d"):
         dag["z"]
 
 
@@ -76,7 +76,7 @@ def test_two_tasks_writing_one_product(workdir):
     dag = DAG()
     PythonCallable(write_name, File("same.txt"), dag, name="one")
     PythonCallable(write_name, File("./same.txt"), dag, name="two")
-    with pytest.raises(DAGRenderError, match="same.txt is also a product of two"):
+    with pytest.raises(DAGRenderError, match=r"same.txt is also a product of two"):
         dag.render()
 
 
@@ -94,7 +94,7 @@ def test_hook_signature_checked_at_render(workdir):
     task.on_finish = lambda task, reprot: None
     with pytest.raises(
         DAGRenderError,
-        match="on_finish hook .* asks for reprot; hooks can take: dag, params, product, task, upstream",
+        match=r"on_finish hook .* asks for reprot; hooks can take: dag, params, product, task, upstream",
     ):
         dag.render()
 

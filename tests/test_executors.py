@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from engine_tasks import (
     concat,
     crash,
@@ -19,6 +18,7 @@ from engine_tasks import (
     slow,
     write_name,
 )
+
 from nbpipe import DAG
 from nbpipe.events import EventKind, TaskStatus
 from nbpipe.exceptions import DAGBuildEarlyStop, DAGBuildError
