@@ -33,28 +33,26 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "output"
 
 
-def _notebook(dag, name, data=True):
+def _notebook(dag, name, out, data=True):
     """Add notebook ``HERE/<name>.py``; products: executed .ipynb + .html (+ .csv)."""
-    product = {"nb": File(OUT / f"{name}.ipynb"), "html": File(OUT / f"{name}.html")}
+    product = {"nb": File(out / f"{name}.ipynb"), "html": File(out / f"{name}.html")}
     if data:
-        product["data"] = File(OUT / f"{name}.csv")
+        product["data"] = File(out / f"{name}.csv")
     return NotebookRunner(
         HERE / f"{name}.py", product, dag=dag, name=name, nb_product_key=["nb", "html"]
     )
 
 
-def make_dag(executor="parallel") -> DAG:
-    """Return the sales DAG; ``executor`` is passed through to ``DAG``."""
-    # Don't rely on the engine creating product folders; it's cheap to ensure here,
-    # and it covers callers (like the tests) that only use make_dag().
-    OUT.mkdir(exist_ok=True)
+def make_dag(executor="parallel", out=OUT) -> DAG:
+    """Return the sales DAG writing its products to ``out``; ``executor`` goes to ``DAG``."""
+    out = Path(out)
     dag = DAG(name="sales", executor=executor)
 
-    raw = PythonCallable(make_raw_data, File(OUT / "raw.csv"), dag=dag, name="make_raw_data")
-    clean = _notebook(dag, "clean")
-    by_region = _notebook(dag, "by_region")
-    monthly_trend = _notebook(dag, "monthly_trend")
-    report = _notebook(dag, "report", data=False)
+    raw = PythonCallable(make_raw_data, File(out / "raw.csv"), dag=dag, name="make_raw_data")
+    clean = _notebook(dag, "clean", out)
+    by_region = _notebook(dag, "by_region", out)
+    monthly_trend = _notebook(dag, "monthly_trend", out)
+    report = _notebook(dag, "report", out, data=False)
 
     raw >> clean
     clean >> by_region

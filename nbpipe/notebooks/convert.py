@@ -23,12 +23,20 @@ EXPORTERS = {
 SUPPORTED = (".ipynb", *EXPORTERS)
 
 
+#: Programs nbconvert calls for some formats (pandoc converts the markdown cells).
+TOOLS = {".rst": ("pandoc",), ".tex": ("pandoc",), ".pdf": ("xelatex", "pandoc")}
+
+
 def format_problem(suffix: str) -> str | None:
     """Why a product with this extension cannot be written here, or None when it can."""
     if suffix not in SUPPORTED:
         return f"cannot convert a notebook to {suffix or 'a file without extension'!r}; use one of {', '.join(SUPPORTED)}"
-    if suffix == ".pdf" and not shutil.which("xelatex"):
-        return "a .pdf product needs a TeX toolchain (xelatex) that is not installed; use .html instead, or install TeX Live"
+    missing = [tool for tool in TOOLS.get(suffix, ()) if not shutil.which(tool)]
+    if missing:
+        return (
+            f"a {suffix} product needs {' and '.join(missing)}, not installed here; "
+            "install it (e.g. apt-get install pandoc texlive-xetex) or use .html instead"
+        )
     return None
 
 

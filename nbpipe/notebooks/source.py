@@ -36,6 +36,9 @@ class NotebookSource:
             notebook = json.loads(json.dumps(jupytext.read(path)))
         if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
             raise ValueError(f"{path} is not a notebook (no 'cells' list)")
+        if notebook.get("nbformat_minor", 0) >= 5:  # ids became required in nbformat 4.5
+            for index, cell in enumerate(notebook["cells"]):
+                cell.setdefault("id", f"nbpipe-cell-{index}")
         return cls(path, notebook)
 
     @property

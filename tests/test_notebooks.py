@@ -1,0 +1,151 @@
+"""NotebookRunner with real kernels, papermill and nbconvert."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import write_notebook
+
+from engine_tasks import write_name
+from nbpipe import DAG
+from nbpipe.events import TaskStatus
+from nbpipe.exceptions import DAGBuildError, DAGRenderError
+from nbpipe.executors import Parallel
+from nbpipe.products import File
+from nbpipe.tasks import NotebookRunner, PythonCallable
+
+
+def outputs_text(path: Path) -> str:
+    notebook = json.loads(path.read_text())
+    return "".join(
+        "".join(output.get("text", "")) for cell in notebook["cells"] for output in cell.get("outputs", [])
+    )
+
+
+def test_ipynb_with_upstream_params_and_several_products(workdir):
+    dag = DAG(executor=Parallel(processes=2, start_method="spawn"))
+    raw = PythonCallable(write_name, File("out/raw.txt"), dag, name="raw", params={"name": "hello"})
+    write_notebook(
+        workdir / "use.ipynb",
+        "from pathlib import Path\ntext = Path(upstream['raw']).read_text()\nprint(text * factor)",
+        "Path(product['data']).write_text(text.upper())",
+        parameters="upstream = ['raw']\nproduct = None\nfactor = 1",
+    )
+    use = NotebookRunner(
+        Path("use.ipynb"),
+        {"nb": File("out/use.ipynb"), "html": File("out/use.html"), "data": File("out/use.txt")},
+        dag,
+        params={"factor": 2},
+        nb_product_key=["nb", "html"],
+    )
+    raw >> use
+
+    report = dag.build()
+
+    assert report["use"].status is TaskStatus.EXECUTED
+    assert "hellohello" in outputs_text(workdir / "out/use.ipynb")
+    assert Path("out/use.txt").read_text() == "HELLO"
+    html = Path("out/use.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "hellohello" in html
+    injected = json.loads(Path("out/use.ipynb").read_text())["cells"][1]
+    assert "injected-parameters" in injected["metadata"]["tags"]
+    assert str(workdir / "out/use.txt") in "".join(injected["source"]), "the real path, not a staged one"
+    assert ".nbpipe-" not in "".join(injected["source"])
+    assert not list(Path("out").glob(".nbpipe-*"))
+
+
+def test_percent_script_source_and_conversions(workdir):
+    (workdir / "nb.py").write_text(
+        '# %% [markdown]\n# A title\n\n# %% tags=["parameters"]\nupstream = None\nproduct = None\n\n'
+        "# %%\nprint('from a script', 6 * 7)\n"
+    )
+    dag = DAG()
+    formats = ["ipynb", "html", "md", "rst", "tex", "py"]
+    NotebookRunner(
+        "nb.py",
+        {fmt: File(f"out/nb_out.{fmt}") for fmt in formats},
+        dag,
+        nb_product_key=formats,
+        nbconvert_export_kwargs={"exclude_input": True},
+    )
+    dag.build()
+    assert "from a script 42" in outputs_text(workdir / "out/nb_out.ipynb")
+    assert "from a script 42" in Path("out/nb_out.md").read_text()
+    assert "from a script 42" in Path("out/nb_out.rst").read_text()
+    assert "\\begin{document}" in Path("out/nb_out.tex").read_text()
+    assert Path("out/nb_out.py").read_text().startswith("#!/usr/bin/env python")
+    assert "print(&#39;from a script&#39;" not in Path("out/nb_out.html").read_text(), "exclude_input"
+    assert "from a script 42" in Path("out/nb_out.html").read_text()
+
+
+def test_failing_notebook_keeps_partial_copy_and_names_cell_and_line(workdir):
+    write_notebook(
+        workdir / "bad.ipynb",
+        "print('first cell ran')",
+        "x = 1\ny = x / 0\nprint(y)",
+        "print('never')",
+    )
+    dag = DAG(executor=Parallel(processes=1, start_method="spawn"))
+    NotebookRunner("bad.ipynb", {"nb": File("out/bad.ipynb"), "html": File("out/bad.html")}, dag, nb_product_key=["nb", "html"])
+    Path("out").mkdir()
+    Path("out/bad.html").write_text("previous good report")
+
+    with pytest.raises(DAGBuildError) as raised:
+        dag.build()
+
+    message = raised.value.failures["bad"]
+    partial = workdir / "out/bad.failed.ipynb"
+    assert "bad.ipynb, cell 3, line 2: ZeroDivisionError: division by zero" in message
+    assert "y = x / 0" in message
+    assert f"Partially executed notebook: {partial}" in message
+    assert "first cell ran" in outputs_text(partial)
+    assert "never" not in outputs_text(partial)
+    assert Path("out/bad.html").read_text() == "previous good report", "nothing built is lost"
+    assert not Path("out/bad.ipynb").exists()
+
+
+def test_missing_kernel_is_an_error_before_anything_runs(workdir):
+    write_notebook(workdir / "nb.ipynb", "print(1)", kernel="no-such-kernel")
+    dag = DAG()
+    PythonCallable(write_name, File("first.txt"), dag)
+    task = NotebookRunner("nb.ipynb", File("out.ipynb"), dag)
+    with pytest.raises(DAGRenderError, match=r"Jupyter kernel 'no-such-kernel' is not installed \(installed: .*python3"):
+        dag.build()
+    assert not Path("first.txt").exists()
+    task.kernelspec_name = "python3"  # the argument wins over the notebook's kernelspec
+    dag.build()
+    assert Path("out.ipynb").exists()
+
+
+def test_render_checks_for_notebooks(workdir):
+    nb = write_notebook(workdir / "nb.ipynb", "print(1)")
+    no_params = workdir / "plain.ipynb"
+    notebook = json.loads(nb.read_text())
+    notebook["cells"][0]["metadata"]["tags"] = []
+    no_params.write_text(json.dumps(notebook))
+    dag = DAG()
+    NotebookRunner("plain.ipynb", File("plain_out.ipynb"), dag)
+    NotebookRunner("nb.ipynb", File("nb.ipynb"), dag, name="overwrites")
+    NotebookRunner("missing.ipynb", File("m.ipynb"), dag)
+    NotebookRunner("nb.ipynb", {"nb": File("x.docx")}, dag, name="badformat")
+    NotebookRunner("nb.ipynb", {"data": File("x.csv")}, dag, name="nokey")
+    with pytest.raises(DAGRenderError) as raised:
+        dag.render()
+    problems = dict(raised.value.problems)
+    assert "has no cell tagged 'parameters'" in problems["plain"]
+    assert "is the task's own source notebook; a build would overwrite it" in problems["overwrites"]
+    assert problems["missing"] == "source notebook missing.ipynb does not exist"
+    assert "cannot convert a notebook to '.docx'" in problems["badformat"]
+    assert "nb_product_key 'nb' not among the products (data)" in problems["nokey"]
+
+
+@pytest.mark.skipif(shutil.which("xelatex") is not None, reason="a TeX toolchain is installed here")
+def test_pdf_without_tex_is_a_render_error(workdir):
+    write_notebook(workdir / "nb.ipynb", "print(1)")
+    dag = DAG()
+    NotebookRunner("nb.ipynb", File("report.pdf"), dag)
+    with pytest.raises(DAGRenderError, match=r"report.pdf: a .pdf product needs xelatex"):
+        dag.render()
