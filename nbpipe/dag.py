@@ -149,8 +149,7 @@ class DAG:
         problems: list[tuple[str, str]] = []
         owners: dict[str, list[str]] = defaultdict(list)
         for task in order:
-            if hasattr(task, "refresh"):
-                task.refresh()
+            task.refresh()
             problems += [(task.name, problem) for problem in task.problems()]
             problems += self._hook_problems(task)
             for file in task.files:
@@ -203,8 +202,7 @@ class DAG:
         """Whether each task is up to date, and if not, why (without building anything)."""
         order = self._ordered()
         for task in order:
-            if hasattr(task, "refresh"):
-                task.refresh()
+            task.refresh()
         problems = {
             name: problem
             for task in order
@@ -267,12 +265,10 @@ class DAG:
         def finish_hook(outcome: BuildOutcome, failures: dict[str, str]):
             return self._run_dag_hooks(outcome, failures, collector.report)
 
-        outcome = Build(tasks, to_run, stream, self.name, finish_hook).run(self.executor)
-        report = collector.report
-        if outcome is BuildOutcome.FAILED:
-            failures = {row.name: row.detail for row in report if row.status.value == "failed"}
-            raise DAGBuildError(failures, report)
-        return report
+        build = Build(tasks, to_run, stream, self.name, finish_hook)
+        if build.run(self.executor) is BuildOutcome.FAILED:
+            raise DAGBuildError(build.failures, collector.report)
+        return collector.report
 
     def _run_dag_hooks(self, outcome, failures, report):
         """Runs ``on_finish`` or ``on_failure``; returns the (maybe changed) outcome and reason."""

@@ -94,9 +94,11 @@ class Build:
         running: dict[str, Product] = {}
         done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         retried: set[str] = set()
-        warm_up = any(hasattr(self.tasks[name], "notebook") for name in self.to_run)
+        imports = sorted(
+            {module for name in self.to_run for module in self.tasks[name].worker_imports}
+        )
 
-        with executor.pool(warm_up=warm_up) as pool:
+        with executor.pool(imports) as pool:
             try:
                 while ready or running:
                     while ready and self.stop_reason is None and len(running) < executor.processes:

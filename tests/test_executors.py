@@ -265,3 +265,17 @@ def test_print_progress_shows_a_bar_on_stdout(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "Building" in result.stdout and "3/3" in result.stdout
+
+
+def test_a_failing_dag_on_finish_hook_fails_the_build(workdir):
+    dag = DAG()
+    PythonCallable(write_name, File("a.txt"), dag)
+
+    def broken(report):
+        raise RuntimeError("cannot publish")
+
+    dag.on_finish = broken
+    with pytest.raises(DAGBuildError, match="cannot publish") as raised:
+        dag.build()
+    assert list(raised.value.failures) == ["(dag on_finish)"]
+    assert raised.value.report.outcome.value == "failed"

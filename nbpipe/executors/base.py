@@ -6,7 +6,7 @@ run at once. Serial runs each job inline in the scheduling process; Parallel in 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -29,8 +29,8 @@ class Executor:
         raise NotImplementedError
 
     @contextmanager
-    def pool(self, warm_up: bool = False) -> Iterator[Pool]:
-        """A pool for one build; ``warm_up`` hints that jobs will run notebooks."""
+    def pool(self, imports: Sequence[str] = ()) -> Iterator[Pool]:
+        """A pool for one build; workers may import ``imports`` ahead of their first job."""
         raise NotImplementedError
         yield
 

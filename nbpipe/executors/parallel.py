@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -53,8 +53,8 @@ class Parallel(Executor):
         return f"Parallel(processes={self._processes}, start_method={self.start_method!r})"
 
     @contextmanager
-    def pool(self, warm_up: bool = False) -> Iterator[ProcessPool]:
-        pool = ProcessPool(self.processes, multiprocessing.get_context(self.start_method), warm_up)
+    def pool(self, imports: Sequence[str] = ()) -> Iterator[ProcessPool]:
+        pool = ProcessPool(self.processes, multiprocessing.get_context(self.start_method), imports)
         try:
             yield pool
         finally:
@@ -65,15 +65,18 @@ class ProcessPool:
     """A ProcessPoolExecutor that replaces itself when a worker dies (segfault, OOM kill), so
     one crashing task fails alone instead of taking the rest of the build with it."""
 
-    def __init__(self, processes: int, context, warm_up: bool):
+    def __init__(self, processes: int, context, imports: Sequence[str]):
         self._processes = processes
         self._context = context
-        self._initializer = _init_notebook_worker if warm_up else init_worker
+        self._imports = tuple(imports)
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
-            self._processes, mp_context=self._context, initializer=self._initializer
+            self._processes,
+            mp_context=self._context,
+            initializer=init_worker,
+            initargs=(self._imports,),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
@@ -96,10 +99,3 @@ class ProcessPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _init_notebook_worker() -> None:
-    """Imports what notebook jobs need while the scheduler is still starting other tasks."""
-    init_worker()
-    import nbformat  # noqa: F401
-    import papermill  # noqa: F401

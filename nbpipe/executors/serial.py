@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
@@ -36,5 +36,5 @@ class Serial(Executor):
         return 1
 
     @contextmanager
-    def pool(self, warm_up: bool = False) -> Iterator[InlinePool]:
+    def pool(self, imports: Sequence[str] = ()) -> Iterator[InlinePool]:
         yield InlinePool()

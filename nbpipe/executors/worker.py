@@ -6,6 +6,7 @@ survive pickling back to the scheduler.
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import time
@@ -76,11 +77,14 @@ def _user_frames(error: BaseException):
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def init_worker() -> None:
+def init_worker(imports: tuple[str, ...] = ()) -> None:
     """Worker start-up: the scheduler alone handles Ctrl-C; SIGTERM unwinds the task so that
-    papermill shuts its kernel down instead of leaving it orphaned."""
+    papermill shuts its kernel down instead of leaving it orphaned. Slow imports the tasks need
+    (papermill, nbformat) are paid here, once per worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    for module in imports:
+        importlib.import_module(module)
 
 
 def _exit_on_sigterm(signum, frame):

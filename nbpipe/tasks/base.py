@@ -109,6 +109,12 @@ class Task:
     def make_job(self, staged: Product) -> Job:
         raise NotImplementedError
 
+    #: Modules a worker should import before this task's first job (slow imports, paid once).
+    worker_imports: tuple[str, ...] = ()
+
+    def refresh(self) -> None:
+        """Forget anything read from the source, so edits since the last render count."""
+
     @property
     def source_path(self) -> str | None:
         """The file the user edits for this task, when there is one."""

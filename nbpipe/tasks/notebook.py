@@ -55,6 +55,8 @@ class NotebookRunner(Task):
         self._notebook: NotebookSource | None = None
         super().__init__(product, dag, name, params)
 
+    worker_imports = ("nbformat", "papermill")
+
     def _default_name(self) -> str:
         return self.source.stem
 

@@ -1,0 +1,7 @@
+"""``python -m nbpipe``: the same as the ``nbpipe`` command."""
+
+import sys
+
+from nbpipe.cli import main
+
+sys.exit(main())

@@ -1,0 +1,209 @@
+"""Importing the objects a spec names by dotted path (functions, hooks, executors)."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from nbpipe.spec.errors import DottedPathError, InvalidValueError, did_you_mean, listing
+
+#: Ploomber's dotted paths that have an nbpipe equivalent.
+ALIASES = {
+    "ploomber.executors.Serial": "nbpipe.executors.Serial",
+    "ploomber.executors.Parallel": "nbpipe.executors.Parallel",
+    "ploomber.executors.serial.Serial": "nbpipe.executors.Serial",
+    "ploomber.executors.parallel.Parallel": "nbpipe.executors.Parallel",
+}
+
+
+def import_dotted(
+    dotted: Any,
+    *,
+    file: str | None,
+    line: int | None,
+    key: str,
+    what: str = "object",
+    folder: str | None = None,
+) -> Any:
+    """The object at ``module.attribute`` (``package.module.Class.attribute`` works too).
+
+    Errors name the module that failed to import, or the attribute that is missing from it.
+    With ``folder`` (the spec's folder), a module of the same name imported earlier from
+    somewhere else (another project's ``tasks.py``) is dropped so that this folder's is used.
+    """
+    if not isinstance(dotted, str) or "." not in dotted.strip(".") or " " in dotted:
+        raise DottedPathError(
+            f"{key} must be a dotted path such as 'module.function', not {dotted!r}",
+            file=file,
+            line=line,
+            key=key,
+        )
+    dotted = ALIASES.get(dotted, dotted)
+    parts = dotted.split(".")
+    if folder is not None:
+        _forget_foreign_module(parts[0], folder)
+    module = None
+    for cut in range(len(parts) - 1, 0, -1):
+        name = ".".join(parts[:cut])
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if error.name and (name == error.name or name.startswith(error.name + ".")):
+                continue  # this prefix is not a module: try a shorter one
+            raise DottedPathError(
+                f"{key} {dotted!r}: importing module {name!r} failed: {error}",
+                file=file,
+                line=line,
+                key=key,
+            ) from None
+        except Exception as error:
+            raise DottedPathError(
+                f"{key} {dotted!r}: importing module {name!r} failed with "
+                f"{type(error).__name__}: {error}{_where_raised(error)}",
+                file=file,
+                line=line,
+                key=key,
+            ) from None
+        break
+    if module is None:
+        raise DottedPathError(
+            f"{key} {dotted!r}: no module named {parts[0]!r} (looked in the spec's folder and "
+            "on sys.path)",
+            file=file,
+            line=line,
+            key=key,
+        )
+    value: Any = module
+    owner = module.__name__
+    for attribute in parts[cut:]:
+        if not hasattr(value, attribute):
+            available = [n for n in dir(value) if not n.startswith("_")]
+            raise DottedPathError(
+                f"{key} {dotted!r}: module {owner!r}{_module_file(value)} has no attribute "
+                f"{attribute!r}{did_you_mean(attribute, available)}",
+                file=file,
+                line=line,
+                key=key,
+            )
+        value = getattr(value, attribute)
+        owner = f"{owner}.{attribute}"
+    return value
+
+
+def import_callable(
+    value: Any,
+    *,
+    file: str | None,
+    line: int | None,
+    key: str,
+    what: str = "function",
+    folder: str | None = None,
+) -> Callable:
+    """A dotted path, or ``{dotted_path: ..., **kwargs}`` which binds the extra keyword arguments
+    (``{dotted_path: hooks.check, threshold: 3}`` gives ``partial(hooks.check, threshold=3)``)."""
+    kwargs: dict[str, Any] = {}
+    if isinstance(value, Mapping):
+        if "dotted_path" not in value:
+            raise InvalidValueError(
+                f"{key} given as a mapping needs a 'dotted_path' key (and optional keyword "
+                f"arguments), got keys: {listing(value)}",
+                file=file,
+                line=line,
+                key=key,
+            )
+        kwargs = {k: plain(v) for k, v in value.items() if k != "dotted_path"}
+        value = value["dotted_path"]
+    fn = import_dotted(value, file=file, line=line, key=key, what=what, folder=folder)
+    if not callable(fn):
+        raise DottedPathError(
+            f"{key} {value!r} is a {type(fn).__name__}, not a {what}",
+            file=file,
+            line=line,
+            key=key,
+        )
+    if kwargs:
+        check_keywords(fn, kwargs, file=file, line=line, key=key)
+        fn = functools.partial(fn, **kwargs)
+    return fn
+
+
+def check_keywords(
+    fn: Callable, kwargs: Mapping[str, Any], *, file: str | None, line: int | None, key: str
+) -> None:
+    try:
+        parameters = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [
+        name
+        for name, p in parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    for name in kwargs:
+        if name not in accepted:
+            raise InvalidValueError(
+                f"{key}: {_name_of(fn)}() has no parameter {name!r}{did_you_mean(name, accepted)}"
+                f"; its parameters: {listing(accepted)}",
+                file=file,
+                line=line,
+                key=f"{key}.{name}",
+            )
+
+
+def plain(value: Any) -> Any:
+    """YAML containers (which carry line numbers) as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [plain(item) for item in value]
+    return value
+
+
+def _name_of(fn: Callable) -> str:
+    return getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+
+
+def _module_file(module: Any) -> str:
+    path = getattr(module, "__file__", None)
+    return f" ({path})" if path and inspect.ismodule(module) else ""
+
+
+def _where_raised(error: BaseException) -> str:
+    frames = traceback.extract_tb(error.__traceback__)
+    user = [frame for frame in frames if "importlib" not in frame.filename]
+    if not user:
+        return ""
+    frame = user[-1]
+    return f" (at {frame.filename}:{frame.lineno})"
+
+
+def ensure_on_path(folder: str) -> None:
+    """Puts ``folder`` first on ``sys.path`` so that the spec's modules import (and, since
+    multiprocessing hands ``sys.path`` to spawned workers, import there too)."""
+    if sys.path[:1] != [folder]:
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+        importlib.invalidate_caches()
+
+
+def _forget_foreign_module(name: str, folder: str) -> None:
+    module = sys.modules.get(name)
+    if module is None:
+        return
+    local = os.path.join(folder, name)
+    if not (os.path.exists(local + ".py") or os.path.isdir(local)):
+        return
+    origin = getattr(module, "__file__", None) or ""
+    if os.path.dirname(os.path.abspath(origin)) in (folder, local):
+        return
+    for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        del sys.modules[loaded]
