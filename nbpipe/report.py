@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbpipe.events import STATUS_AFTER, BuildOutcome, Event, EventKind, TaskStatus
-from nbpipe.table import html_table, text_table
+from nbpipe.table import Cell, html_table, text_table
 
 HEADER = ["name", "ran", "status", "elapsed (s)", "products"]
 
@@ -74,14 +74,14 @@ class BuildReport:
         }
 
     # -- rendering ------------------------------------------------------------------------------
-    def _rows(self) -> list[list[str]]:
+    def _rows(self) -> list[list[Cell]]:
         return [
             [
                 row.name,
                 "yes" if row.ran else "no",
                 row.status.value,
                 "" if row.elapsed is None else f"{row.elapsed:.2f}",
-                ", ".join(row.products),
+                row.products,
             ]
             for row in self
         ]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nbpipe.table import html_table, text_table
+from nbpipe.table import Cell, html_table, text_table
 
 HEADER = ["name", "state", "why", "last built", "products"]
 
@@ -44,7 +44,7 @@ class StatusReport:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _cells(self) -> list[list[str]]:
+    def _cells(self) -> list[list[Cell]]:
         return [
             [
                 row.name,
@@ -53,7 +53,7 @@ class StatusReport:
                 datetime.fromtimestamp(row.last_built).strftime("%Y-%m-%d %H:%M:%S")
                 if row.last_built
                 else "",
-                ", ".join(row.products),
+                row.products,
             ]
             for row in self.rows
         ]

@@ -115,7 +115,8 @@ def test_report_table_html_and_status(workdir):
     assert "Build success" in text
     assert report["d"].ran and report["d"].status.value == "executed"
     assert report["d"].products == ["d.txt"]
-    assert "<table>" in report._repr_html_() and "<td>d.txt</td>" in report._repr_html_()
+    assert "<table>" in report._repr_html_()
+    assert '<td><a href="d.txt" target="_blank">d.txt</a></td>' in report._repr_html_()
     assert Path("d.txt").read_text() == "x+x++"
     status = dag.status()
     assert {row.state for row in status} == {"up to date"}
