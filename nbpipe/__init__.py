@@ -12,7 +12,7 @@ from nbpipe._version import __version__
 if TYPE_CHECKING:
     from nbpipe.dag import DAG
 
-__all__ = ["DAG", "__version__"]
+__all__ = ["DAG", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str):
@@ -20,4 +20,8 @@ def __getattr__(name: str):
         from nbpipe.dag import DAG
 
         return DAG
+    if name in ("load_ipython_extension", "unload_ipython_extension"):  # %load_ext nbpipe
+        from nbpipe import magic
+
+        return getattr(magic, name)
     raise AttributeError(f"module 'nbpipe' has no attribute {name!r}")

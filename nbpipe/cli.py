@@ -253,8 +253,7 @@ class Interrupts:
 
 # -- commands -------------------------------------------------------------------------------------
 def cmd_build(args: argparse.Namespace, output: Output) -> int:
-    spec_dag = _load(args, output)
-    dag = spec_dag
+    dag = _load(args, output)
     if args.processes:
         from nbpipe.executors import Parallel
 
@@ -460,11 +459,14 @@ class HumanOutput(Output):
         if report is not None and len(report):
             print(_with_short_paths(report))
         name = signal.Signals(signum).name
-        print(
-            f"nbpipe: build interrupted ({name}); running tasks were stopped and their "
-            "products discarded",
-            file=sys.stderr,
-        )
+        if self.report_collector is None:  # before any build started
+            print(f"nbpipe: interrupted ({name})", file=sys.stderr)
+        else:
+            print(
+                f"nbpipe: build interrupted ({name}); running tasks were stopped and their "
+                "products discarded",
+                file=sys.stderr,
+            )
         return 128 + signum
 
     def error(self, error: BaseException) -> int:
@@ -537,6 +539,7 @@ class JsonOutput(Output):
     def _summary(self, outcome: str | None, code: int, **fields: Any) -> None:
         self.header(None)
         fields.setdefault("report", None)
+        fields.setdefault("stop_reason", None)
         fields.setdefault("error", None)
         self._line("summary", outcome=outcome, exit_code=code, **fields)
 

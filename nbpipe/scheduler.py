@@ -161,6 +161,9 @@ class Build:
         except Exception as error:  # e.g. the job could not be built: fail this task alone
             future = Future()
             future.set_exception(error)
+        except BaseException:  # Ctrl-C during an inline (Serial) job: drop its staged output
+            task.discard(staged)
+            raise
         future.add_done_callback(lambda f, name=task.name: done.put((name, f)))
         return staged
 

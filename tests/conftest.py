@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
 from nbpipe.executors import Parallel, Serial
@@ -26,33 +23,3 @@ def executor(request):
 def workdir(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def write_notebook(
-    path: Path,
-    *cells: str,
-    parameters: str = "upstream = None\nproduct = None",
-    kernel: str | None = None,
-) -> Path:
-    """Writes an .ipynb whose first code cell is tagged ``parameters``."""
-
-    def code(source, tags=()):
-        return {
-            "cell_type": "code",
-            "metadata": {"tags": list(tags)},
-            "source": source,
-            "outputs": [],
-            "execution_count": None,
-        }
-
-    metadata = {"language_info": {"name": "python"}}
-    if kernel:
-        metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
-    notebook = {
-        "cells": [code(parameters, ["parameters"]), *(code(cell) for cell in cells)],
-        "metadata": metadata,
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    path.write_text(json.dumps(notebook))
-    return path

@@ -7,9 +7,9 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import write_notebook
-
 from engine_tasks import concat, write_name, write_param
+from notebook_files import write_notebook
+
 from nbpipe import DAG
 from nbpipe.products import File
 from nbpipe.tasks import NotebookRunner, PythonCallable
@@ -75,7 +75,9 @@ def notebook_dag() -> DAG:
     """raw (callable) -> first (notebook) -> second (notebook); other (notebook) alone."""
     dag = DAG(executor="parallel")
     raw = PythonCallable(write_name, File("raw.txt"), dag, name="raw")
-    first = NotebookRunner("first.ipynb", {"nb": File("first_out.ipynb"), "data": File("first.txt")}, dag)
+    first = NotebookRunner(
+        "first.ipynb", {"nb": File("first_out.ipynb"), "data": File("first.txt")}, dag
+    )
     second = NotebookRunner("second.ipynb", File("second_out.ipynb"), dag)
     NotebookRunner("other.ipynb", File("other_out.ipynb"), dag)
     raw >> first >> second
@@ -88,7 +90,11 @@ def test_notebook_code_edits_rebuild_exactly_the_affected_tasks(workdir):
         "from pathlib import Path\nPath(product['data']).write_text(Path(upstream['raw']).read_text())",
         parameters="upstream = ['raw']\nproduct = None",
     )
-    write_notebook(workdir / "second.ipynb", "print(upstream)", parameters="upstream = ['first']\nproduct = None")
+    write_notebook(
+        workdir / "second.ipynb",
+        "print(upstream)",
+        parameters="upstream = ['first']\nproduct = None",
+    )
     write_notebook(workdir / "other.ipynb", "print('other')")
     assert ran(notebook_dag().build()) == {"raw", "first", "second", "other"}
     assert ran(notebook_dag().build()) == set()

@@ -7,9 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write_notebook
-
 from engine_tasks import write_name
+from notebook_files import write_notebook
+
 from nbpipe import DAG
 from nbpipe.events import TaskStatus
 from nbpipe.exceptions import DAGBuildError, DAGRenderError
@@ -21,7 +21,9 @@ from nbpipe.tasks import NotebookRunner, PythonCallable
 def outputs_text(path: Path) -> str:
     notebook = json.loads(path.read_text())
     return "".join(
-        "".join(output.get("text", "")) for cell in notebook["cells"] for output in cell.get("outputs", [])
+        "".join(output.get("text", ""))
+        for cell in notebook["cells"]
+        for output in cell.get("outputs", [])
     )
 
 
@@ -52,7 +54,9 @@ def test_ipynb_with_upstream_params_and_several_products(workdir):
     assert html.startswith("<!DOCTYPE html>") and "hellohello" in html
     injected = json.loads(Path("out/use.ipynb").read_text())["cells"][1]
     assert "injected-parameters" in injected["metadata"]["tags"]
-    assert str(workdir / "out/use.txt") in "".join(injected["source"]), "the real path, not a staged one"
+    assert str(workdir / "out/use.txt") in "".join(injected["source"]), (
+        "the real path, not a staged one"
+    )
     assert ".nbpipe-" not in "".join(injected["source"])
     assert not list(Path("out").glob(".nbpipe-*"))
 
@@ -77,7 +81,9 @@ def test_percent_script_source_and_conversions(workdir):
     assert "from a script 42" in Path("out/nb_out.rst").read_text()
     assert "\\begin{document}" in Path("out/nb_out.tex").read_text()
     assert Path("out/nb_out.py").read_text().startswith("#!/usr/bin/env python")
-    assert "print(&#39;from a script&#39;" not in Path("out/nb_out.html").read_text(), "exclude_input"
+    assert "print(&#39;from a script&#39;" not in Path("out/nb_out.html").read_text(), (
+        "exclude_input"
+    )
     assert "from a script 42" in Path("out/nb_out.html").read_text()
 
 
@@ -89,7 +95,12 @@ def test_failing_notebook_keeps_partial_copy_and_names_cell_and_line(workdir):
         "print('never')",
     )
     dag = DAG(executor=Parallel(processes=1, start_method="spawn"))
-    NotebookRunner("bad.ipynb", {"nb": File("out/bad.ipynb"), "html": File("out/bad.html")}, dag, nb_product_key=["nb", "html"])
+    NotebookRunner(
+        "bad.ipynb",
+        {"nb": File("out/bad.ipynb"), "html": File("out/bad.html")},
+        dag,
+        nb_product_key=["nb", "html"],
+    )
     Path("out").mkdir()
     Path("out/bad.html").write_text("previous good report")
 
@@ -112,7 +123,10 @@ def test_missing_kernel_is_an_error_before_anything_runs(workdir):
     dag = DAG()
     PythonCallable(write_name, File("first.txt"), dag)
     task = NotebookRunner("nb.ipynb", File("out.ipynb"), dag)
-    with pytest.raises(DAGRenderError, match=r"Jupyter kernel 'no-such-kernel' is not installed \(installed: .*python3"):
+    with pytest.raises(
+        DAGRenderError,
+        match=r"Jupyter kernel 'no-such-kernel' is not installed \(installed: .*python3",
+    ):
         dag.build()
     assert not Path("first.txt").exists()
     task.kernelspec_name = "python3"  # the argument wins over the notebook's kernelspec

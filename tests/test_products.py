@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from engine_tasks import half_write_then_crash, no_output, two_files, write_name
+
 from nbpipe import DAG
 from nbpipe.exceptions import DAGBuildError
 from nbpipe.products import File, MultiProduct
@@ -33,7 +33,9 @@ def test_a_crash_mid_write_keeps_the_previous_product(workdir, executor):
 def test_a_task_that_writes_nothing_fails_clearly(workdir, executor):
     dag = DAG(executor=executor)
     PythonCallable(no_output, File("never.txt"), dag)
-    with pytest.raises(DAGBuildError, match=r"finished without writing its product\(s\): never.txt"):
+    with pytest.raises(
+        DAGBuildError, match=r"finished without writing its product\(s\): never.txt"
+    ):
         dag.build()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from conftest import write_notebook
+from notebook_files import write_notebook
 
 from nbpipe.events import TaskStatus
 
@@ -23,6 +23,7 @@ def test_parallel_signature_and_dag_executor_values():
 
 def test_dag_exits_gracefully_on_function_tasks(workdir, executor):
     from engine_tasks import early_stop_root
+
     from nbpipe import DAG
     from nbpipe.products import File
     from nbpipe.tasks import PythonCallable
@@ -38,6 +39,7 @@ def test_dag_exits_gracefully_on_function_tasks(workdir, executor):
 
 def test_dag_exits_gracefully_on_notebook_tasks(workdir, executor):
     from engine_tasks import early_stop
+
     from nbpipe import DAG
     from nbpipe.products import File
     from nbpipe.tasks import NotebookRunner

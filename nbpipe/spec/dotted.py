@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import inspect
@@ -47,7 +48,7 @@ def import_dotted(
     dotted = ALIASES.get(dotted, dotted)
     parts = dotted.split(".")
     if folder is not None:
-        _forget_foreign_module(parts[0], folder)
+        _forget_stale_module(parts[0], folder)
     module = None
     for cut in range(len(parts) - 1, 0, -1):
         name = ".".join(parts[:cut])
@@ -70,6 +71,7 @@ def import_dotted(
                 line=line,
                 key=key,
             ) from None
+        _remember(module)
         break
     if module is None:
         raise DottedPathError(
@@ -195,7 +197,21 @@ def ensure_on_path(folder: str) -> None:
         importlib.invalidate_caches()
 
 
-def _forget_foreign_module(name: str, folder: str) -> None:
+#: module file -> its modification time when a spec imported it
+_IMPORTED: dict[str, int] = {}
+
+
+def _remember(module: Any) -> None:
+    origin = getattr(module, "__file__", None)
+    if origin and origin not in _IMPORTED:
+        with contextlib.suppress(OSError):
+            _IMPORTED[origin] = os.stat(origin).st_mtime_ns
+
+
+def _forget_stale_module(name: str, folder: str) -> None:
+    """Drops module ``name`` (and its submodules) so that it is imported afresh when it was
+    imported from another folder (another project's ``tasks.py``), or when its file changed
+    since a spec imported it (a long-lived process, such as a Jupyter server, reloading)."""
     module = sys.modules.get(name)
     if module is None:
         return
@@ -204,6 +220,12 @@ def _forget_foreign_module(name: str, folder: str) -> None:
         return
     origin = getattr(module, "__file__", None) or ""
     if os.path.dirname(os.path.abspath(origin)) in (folder, local):
-        return
+        try:
+            mtime = os.stat(origin).st_mtime_ns
+        except OSError:
+            mtime = None
+        if _IMPORTED.setdefault(origin, mtime) == mtime:  # unchanged, or imported by others
+            return
     for loaded in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
+        _IMPORTED.pop(getattr(sys.modules[loaded], "__file__", None) or "", None)
         del sys.modules[loaded]

@@ -202,7 +202,7 @@ class DAGSpec:
         self._check_keys(data, TOP_LEVEL_KEYS, "top", "the spec's top level", "")
         self.meta = self._meta(data.get("meta"))
         self.executor_value = data.get("executor", "serial")
-        self._executor()  # validate now; built again (fresh) in to_dag
+        self._executor(warn=True)  # validate now; built again (fresh) in to_dag
         self.tasks: list[TaskSpec] = self._tasks(data)
         self._check_names_and_products()
 
@@ -276,7 +276,7 @@ class DAGSpec:
                 values[key] = meta[key]
         return values
 
-    def _executor(self) -> Executor:
+    def _executor(self, warn: bool = False) -> Executor:
         from nbpipe.executors import Executor, Parallel, Serial
 
         value = self.executor_value
@@ -323,7 +323,10 @@ class DAGSpec:
             if key == "dotted_path":
                 continue
             if key in IGNORED_EXECUTOR_OPTIONS:
-                self._warn(f"executor.{key} is ignored (a Ploomber option)", line_of(value, key))
+                if warn:
+                    self._warn(
+                        f"executor.{key} is ignored (a Ploomber option)", line_of(value, key)
+                    )
                 continue
             options[key] = plain(option)
         check_keywords(cls, options, file=self.file, line=line, key="executor")
@@ -439,7 +442,8 @@ class DAGSpec:
         if clash:
             raise self._error(
                 GridError,
-                f"{where}: {listing(clash)} is both in params and in the grid; keep it in one",
+                f"{where}: {', '.join(map(repr, clash))} is both in params and in the grid; keep "
+                "it in one",
                 line_of(entry, "grid"),
                 key=f"{where}.grid",
             )

@@ -111,7 +111,15 @@ def load_yaml(text: str, file: str = "<string>") -> Any:
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         problem = error.problem or "invalid YAML"
-        context = f" ({error.context})" if error.context else ""
+        context = ""
+        if error.context:
+            started = error.context_mark
+            on_line = (
+                f" that starts on line {started.line + 1}"
+                if started is not None and mark is not None and started.line != mark.line
+                else ""
+            )
+            context = f" ({error.context}{on_line})"
         raise YAMLSyntaxError(
             f"invalid YAML: {problem}{context}",
             file=file,

@@ -1,0 +1,36 @@
+"""Writing small notebooks for tests."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_notebook(
+    path: Path,
+    *cells: str,
+    parameters: str = "upstream = None\nproduct = None",
+    kernel: str | None = None,
+) -> Path:
+    """Writes an .ipynb whose first code cell is tagged ``parameters``."""
+
+    def code(source, tags=()):
+        return {
+            "cell_type": "code",
+            "metadata": {"tags": list(tags)},
+            "source": source,
+            "outputs": [],
+            "execution_count": None,
+        }
+
+    metadata = {"language_info": {"name": "python"}}
+    if kernel:
+        metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    notebook = {
+        "cells": [code(parameters, ["parameters"]), *(code(cell) for cell in cells)],
+        "metadata": metadata,
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(notebook))
+    return path
