@@ -290,8 +290,7 @@ def cmd_task(args: argparse.Namespace, output: Output) -> int:
             f"task {args.name!r} needs upstream products that do not exist yet: "
             f"{', '.join(missing)}; run 'nbpipe build --partially {args.name}' to build them too"
         )
-    # One task alone: the engine's DAG._build takes the tasks to consider (see the report).
-    return _build(dag, output, lambda observers: dag._build([task], args.force, observers))
+    return _build(dag, output, lambda observers: dag.build_task(task.name, args.force, observers))
 
 
 def cmd_status(args: argparse.Namespace, output: Output) -> int:

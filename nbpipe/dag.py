@@ -246,6 +246,12 @@ class DAG:
         """Builds ``target`` and the tasks it needs, nothing else."""
         return self._build(self._with_upstream([target]), force, observers)
 
+    def build_task(
+        self, name: str, force: bool = False, observers: Iterable[Observer] = ()
+    ) -> BuildReport:
+        """Builds the one task ``name`` (if outdated), not its upstream tasks."""
+        return self._build([self[name]], force, observers)
+
     def _build(self, tasks: list[Task], force: bool, observers: Iterable[Observer]) -> BuildReport:
         collector = ReportCollector()
         stream = EventStream(
@@ -272,6 +278,7 @@ class DAG:
 
     def _run_dag_hooks(self, outcome, failures, report):
         """Runs ``on_finish`` or ``on_failure``; returns the (maybe changed) outcome and reason."""
+        report.outcome = outcome  # provisional: build_finished sets the final one
         if outcome is BuildOutcome.FAILED:
             if self.on_failure:
                 text = "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())

@@ -145,3 +145,12 @@ def test_plot_is_mermaid(workdir, tmp_path):
     assert (tmp_path / "dag.md").read_text().startswith("```mermaid")
     dag.plot(tmp_path / "dag.html")
     assert '<pre class="mermaid">' in (tmp_path / "dag.html").read_text()
+
+
+def test_build_one_task_alone(workdir):
+    dag = diamond(workdir)
+    dag.build()
+    Path("b.txt").write_text("changed by hand")
+    report = dag["d"].build(force=True)
+    assert [row.name for row in report] == ["d"]
+    assert Path("d.txt").read_text() == "changed by handx++"

@@ -109,6 +109,7 @@ def test_early_stop_from_a_dag_hook(workdir, executor):
 
     def stop_on_finish(dag, report):
         finished.append(report["write_name"].status)
+        assert report.outcome.value == "success"
         raise DAGBuildEarlyStop("enough")
 
     dag.on_finish = stop_on_finish

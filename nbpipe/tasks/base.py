@@ -29,6 +29,7 @@ from nbpipe.products import (
 
 if TYPE_CHECKING:
     from nbpipe.dag import DAG
+    from nbpipe.report import BuildReport
 
 METADATA_VERSION = 1
 
@@ -94,6 +95,10 @@ class Task:
         for other in others:
             self.set_upstream(other)
         return self
+
+    def build(self, force: bool = False) -> BuildReport:
+        """Builds this task alone (if outdated); its upstream products must exist."""
+        return self.dag.build_task(self.name, force)
 
     # -- what subclasses define -----------------------------------------------------------------
     def _default_name(self) -> str:
