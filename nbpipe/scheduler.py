@@ -25,7 +25,7 @@ nothing more, and marks what never ran as cancelled. The loop blocks on the queu
 from __future__ import annotations
 
 import queue
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
@@ -65,6 +65,7 @@ class Build:
         self.failures: dict[str, str] = {}
         self.stop_reason: str | None = None
         self.settled: set[str] = set()  # tasks that reached a final state in this build
+        self.unstarted = Counter(type(self.tasks[name]) for name in to_run)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, executor: Executor) -> BuildOutcome:
@@ -112,6 +113,7 @@ class Build:
                     name, future = done.get()
                     if _worker_died(future) and name not in retried:
                         retried.add(name)  # maybe a sibling's crash took its worker down
+                        self.unstarted[type(self.tasks[name])] += 1
                         self.tasks[name].discard(running.pop(name))
                         ready.appendleft(name)
                         continue
@@ -155,9 +157,11 @@ class Build:
     def _start(self, task: Task, pool: Pool, done: queue.SimpleQueue) -> Product:
         task.prepare_folders()
         staged = staged_product(task.product, new_token())
+        self.unstarted[type(task)] -= 1
         self.stream.emit(EventKind.TASK_STARTED, task.name)
         try:
-            future = pool.submit(run_job, task.make_job(staged))
+            job = task.make_job(staged, more_to_come=self.unstarted[type(task)] > 0)
+            future = pool.submit(run_job, job)
         except Exception as error:  # e.g. the job could not be built: fail this task alone
             future = Future()
             future.set_exception(error)

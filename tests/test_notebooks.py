@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -163,3 +166,34 @@ def test_pdf_without_tex_is_a_render_error(workdir):
     NotebookRunner("nb.ipynb", File("report.pdf"), dag)
     with pytest.raises(DAGRenderError, match=r"report.pdf: a .pdf product needs xelatex"):
         dag.render()
+
+
+def processes_with_marker(marker: str) -> list[int]:
+    """Live processes (workers, kernels) whose environment carries ``marker``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(os.getpid()):
+            try:
+                if marker.encode() in (entry / "environ").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, monkeypatch):
+    marker = f"NBPIPE_TEST_{uuid.uuid4().hex}"
+    monkeypatch.setenv(marker, "1")
+    write_notebook(workdir / "nb.ipynb", "import os\nprint('pid', os.getpid())")
+    dag = DAG(executor=executor)
+    for i in range(4):
+        NotebookRunner("nb.ipynb", File(f"out/{i}.ipynb"), dag, name=f"n{i}")
+
+    dag.build()
+
+    pids = {outputs_text(workdir / f"out/{i}.ipynb") for i in range(4)}
+    assert len(pids) == 4, "every notebook ran in a kernel of its own"
+    deadline = time.time() + 10
+    while processes_with_marker(marker) and time.time() < deadline:
+        time.sleep(0.2)
+    assert processes_with_marker(marker) == []

@@ -37,4 +37,9 @@ class Serial(Executor):
 
     @contextmanager
     def pool(self, imports: Sequence[str] = ()) -> Iterator[InlinePool]:
-        yield InlinePool()
+        try:
+            yield InlinePool()
+        finally:
+            from nbpipe.notebooks.kernels import shutdown_warm_kernels
+
+            shutdown_warm_kernels()

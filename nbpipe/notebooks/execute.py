@@ -16,6 +16,7 @@ from typing import Any
 
 from nbpipe.exceptions import NotebookExecutionError
 from nbpipe.notebooks.convert import export
+from nbpipe.notebooks.kernels import take_warm_kernel, warm_kernel
 from nbpipe.notebooks.source import INJECTED_TAG
 from nbpipe.products import new_token
 
@@ -36,6 +37,7 @@ class NotebookJob:
     shown_paths: dict[str, str] = field(default_factory=dict)  # staged path -> real path
     export_kwargs: dict[str, Any] = field(default_factory=dict)
     papermill_params: dict[str, Any] = field(default_factory=dict)
+    warm_next: bool = False  # another notebook will follow: start its kernel during this one
 
     def run(self) -> None:
         execute(self)
@@ -44,6 +46,7 @@ class NotebookJob:
 def execute(job: NotebookJob) -> None:
     import nbformat
     import papermill
+    from jupyter_core.utils import run_sync
     from papermill.exceptions import PapermillExecutionError
 
     notebook = nbformat.reads(job.notebook_json, as_version=4)
@@ -55,11 +58,15 @@ def execute(job: NotebookJob) -> None:
         "cwd": job.cwd,
         **job.papermill_params,
     }
+    key = (job.kernel_name, job.cwd, tuple(options.get("extra_arguments", ())))
+    kernel = take_warm_kernel(key)
+    if job.warm_next:
+        warm_kernel(key)
     partial = Path(job.partial_path)
     scratch = partial.parent / f".nbpipe-{new_token()}-{partial.name}"
     try:
         executed = papermill.execute_notebook(
-            notebook, scratch, parameters=job.parameters, **options
+            notebook, scratch, parameters=job.parameters, km=kernel, **options
         )
     except PapermillExecutionError as error:
         os.replace(scratch, partial)
@@ -76,6 +83,8 @@ def execute(job: NotebookJob) -> None:
         ) from None
     finally:
         scratch.unlink(missing_ok=True)
+        if kernel is not None:  # a warm kernel is ours to stop (papermill stops the ones it starts)
+            run_sync(kernel.shutdown_kernel)(now=True)
 
     _show_real_paths(executed, job.shown_paths)
     for staged, suffix in job.outputs:

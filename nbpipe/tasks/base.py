@@ -111,7 +111,9 @@ class Task:
         """Render-time checks; each string is a problem the user must fix before building."""
         return []
 
-    def make_job(self, staged: Product) -> Job:
+    def make_job(self, staged: Product, more_to_come: bool = False) -> Job:
+        """The job for one run, writing ``staged``; ``more_to_come`` says that more tasks of this
+        type will start after it (a notebook job then warms up the next kernel)."""
         raise NotImplementedError
 
     #: Modules a worker should import before this task's first job (slow imports, paid once).

@@ -79,7 +79,7 @@ class PythonCallable(Task):
             ]
         return []
 
-    def make_job(self, staged: Product) -> CallableJob:
+    def make_job(self, staged: Product, more_to_come: bool = False) -> CallableJob:
         kwargs: dict[str, Any] = {"product": staged, **self.params}
         if self.upstream:
             kwargs["upstream"] = Upstream(self.upstream_products())

@@ -126,7 +126,7 @@ class NotebookRunner(Task):
             problems.append(f"params cannot be named {' or '.join(reserved)}: nbpipe injects those")
         return problems
 
-    def make_job(self, staged: Product) -> NotebookJob:
+    def make_job(self, staged: Product, more_to_come: bool = False) -> NotebookJob:
         parameters: dict[str, Any] = {
             "product": map_files(staged, File.absolute),
             **self.params,
@@ -157,4 +157,5 @@ class NotebookRunner(Task):
                 "extra_arguments": quiet_kernel_arguments(self.kernel_name),
                 **self.papermill_params,
             },
+            warm_next=more_to_come,
         )

@@ -186,7 +186,11 @@ def test_failing_task_is_shown_compactly(shell, workdir):
 
 def test_early_stop_is_shown(shell, workdir):
     make_pipeline(workdir)
-    spec = (workdir / "pipeline.yaml").read_text().replace("magic_tasks.make_numbers", "magic_tasks.stop")
+    spec = (
+        (workdir / "pipeline.yaml")
+        .read_text()
+        .replace("magic_tasks.make_numbers", "magic_tasks.stop")
+    )
     (workdir / "pipeline.yaml").write_text(spec.replace('upstream = ["make_numbers"]', ""))
     (workdir / "summarise.py").write_text(
         NOTEBOOK.replace('["make_numbers"]', '["stop"]').format(extra="")
