@@ -27,7 +27,8 @@ class NotebookJob:
 
     task: str
     source: str  # the notebook's path, for messages
-    notebook_json: str  # read at render time, so the run matches the recorded digest
+    source_text: str  # read at render time, so the run matches the recorded digest
+    source_format: str  # "ipynb", or a jupytext script format ("py", "md", ...)
     parameters: dict[str, Any]
     kernel_name: str
     language: str
@@ -49,7 +50,12 @@ def execute(job: NotebookJob) -> None:
     from jupyter_core.utils import run_sync
     from papermill.exceptions import PapermillExecutionError
 
-    notebook = nbformat.reads(job.notebook_json, as_version=4)
+    if job.source_format == "ipynb":
+        notebook = nbformat.reads(job.source_text, as_version=4)
+    else:
+        import jupytext
+
+        notebook = jupytext.reads(job.source_text, fmt=job.source_format)
     options = {
         "kernel_name": job.kernel_name,
         "language": job.language,

@@ -1,14 +1,18 @@
 """Reading a notebook task's source (``.ipynb``, or a jupytext script such as percent ``.py``).
 
-Runs in the scheduling process at render time, so it stays light: ``.ipynb`` files are read as
-plain JSON (nbformat's validation is slow and runs later, in the worker) and jupytext is imported
-only for scripts.
+Runs in the scheduling process at render time (and for ``nbpipe status``), so it stays light:
+``.ipynb`` files are read as plain JSON, and percent scripts (``# %%`` cells) by a small parser
+here. Importing jupytext means importing nbformat and jsonschema's format checkers, seconds in a
+fresh process; that happens only in the worker that runs the notebook, or here for the other
+jupytext formats. The parser serves what render needs (code digest, the ``parameters`` cell, the
+kernel name, the upstream declaration); the worker converts the script with jupytext itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -23,23 +27,28 @@ INJECTED_TAG = "injected-parameters"
 @dataclass(frozen=True)
 class NotebookSource:
     path: Path
-    notebook: dict[str, Any]  # nbformat v4 as plain JSON data
+    notebook: dict[str, Any]  # nbformat v4 as plain JSON data (cells, metadata)
+    text: str  # what the worker converts: the script, or the notebook's JSON
+    format: str  # "ipynb", or the script's extension for jupytext ("py", "md", "r", ...)
 
     @classmethod
     def read(cls, path: Path) -> NotebookSource:
-        if path.suffix.lower() == ".ipynb":
-            with open(path, encoding="utf-8") as f:
-                notebook = json.load(f)
-        else:
-            import jupytext
+        text = path.read_text(encoding="utf-8")
+        suffix = path.suffix.lower().lstrip(".")
+        if suffix == "ipynb":
+            notebook = json.loads(text)
+            if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+                raise ValueError(f"{path} is not a notebook (no 'cells' list)")
+            if notebook.get("nbformat_minor", 0) >= 5:  # ids became required in nbformat 4.5
+                for index, cell in enumerate(notebook["cells"]):
+                    cell.setdefault("id", f"nbpipe-cell-{index}")
+            return cls(path, notebook, json.dumps(notebook), "ipynb")
+        if suffix == "py" and _PERCENT_CELL.search(text):
+            return cls(path, read_percent_script(text), text, suffix)
+        import jupytext
 
-            notebook = json.loads(json.dumps(jupytext.read(path)))
-        if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-            raise ValueError(f"{path} is not a notebook (no 'cells' list)")
-        if notebook.get("nbformat_minor", 0) >= 5:  # ids became required in nbformat 4.5
-            for index, cell in enumerate(notebook["cells"]):
-                cell.setdefault("id", f"nbpipe-cell-{index}")
-        return cls(path, notebook)
+        notebook = json.loads(json.dumps(jupytext.reads(text, fmt=suffix)))
+        return cls(path, notebook, text, suffix)
 
     @property
     def code_cells(self) -> list[dict[str, Any]]:
@@ -59,9 +68,6 @@ class NotebookSource:
 
     def kernel_name(self) -> str | None:
         return self.notebook.get("metadata", {}).get("kernelspec", {}).get("name")
-
-    def to_json(self) -> str:
-        return json.dumps(self.notebook)
 
 
 def _tags(cell: dict[str, Any]) -> list[str]:
@@ -95,3 +101,44 @@ def quiet_kernel_arguments(name: str) -> list[str]:
     (errors in the notebook still arrive through its outputs)."""
     argv = _kernel_specs()[name]["spec"].get("argv", [])
     return ["--IPKernelApp.log_level=CRITICAL"] if any("ipykernel" in a for a in argv) else []
+
+
+_PERCENT_CELL = re.compile(r"^# %%(.*)$", re.MULTILINE)
+_TAGS = re.compile(r"tags\s*=\s*(\[[^\]]*\])")
+
+
+def read_percent_script(text: str) -> dict[str, Any]:
+    """Cells of a percent-format script: a ``# %%`` line starts one (``[markdown]``/``[md]``/
+    ``[raw]`` says its type, ``tags=[...]`` its tags); an optional jupytext YAML header between
+    ``# ---`` lines gives the notebook metadata (the kernelspec)."""
+    lines = text.splitlines()
+    metadata: dict[str, Any] = {}
+    if lines and lines[0].strip() == "# ---" and "# ---" in (line.strip() for line in lines[1:]):
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "# ---")
+        import yaml
+
+        header = yaml.safe_load("\n".join(line[2:] for line in lines[1:end])) or {}
+        metadata = header.get("jupyter", {}) if isinstance(header, dict) else {}
+        lines = lines[end + 1 :]
+    cells: list[dict[str, Any]] = []
+    kind, tags, body = "code", [], []
+    for line in [*lines, "# %%"]:  # a last marker flushes the last cell
+        marker = _PERCENT_CELL.match(line)
+        if not marker:
+            body.append(line)
+            continue
+        source = "\n".join(body).strip("\n")
+        if source or cells or kind != "code":
+            cells.append({"cell_type": kind, "metadata": {"tags": tags}, "source": source})
+        options = marker.group(1)
+        kind = (
+            "markdown"
+            if re.search(r"\[(markdown|md)\]", options)
+            else "raw"
+            if "[raw]" in options
+            else "code"
+        )
+        found = _TAGS.search(options)
+        tags = json.loads(found.group(1)) if found else []
+        body = []
+    return {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}

@@ -55,7 +55,7 @@ class NotebookRunner(Task):
         self._notebook: NotebookSource | None = None
         super().__init__(product, dag, name, params)
 
-    worker_imports = ("nbformat", "papermill")
+    worker_imports = ("nbformat", "papermill", "jupytext")
 
     def _default_name(self) -> str:
         return self.source.stem
@@ -144,7 +144,8 @@ class NotebookRunner(Task):
         return NotebookJob(
             task=self.name,
             source=str(self.source),
-            notebook_json=self.notebook.to_json(),
+            source_text=self.notebook.text,
+            source_format=self.notebook.format,
             parameters=parameters,
             kernel_name=self.kernel_name,
             language=kernel_language(self.kernel_name),
