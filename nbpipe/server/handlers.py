@@ -1,0 +1,227 @@
+"""REST handlers under ``{base_url}/nbpipe/api/`` (described in ``nbpipe/server/openapi.yaml``).
+
+Handlers are thin: check the input, call the build manager or the pipeline service, send JSON.
+Errors are raised as ``nbpipe.server.errors.ApiError`` wherever they are found and turned into a
+JSON reply once, in :meth:`ApiHandler.write_error`.
+
+Security comes from jupyter_server's ``APIHandler``: authentication (an unauthenticated request is
+refused with 403 unless the server allows unauthenticated access), XSRF checks on every request
+that is not a GET when the client authenticates with a cookie, and origin checks. On top,
+``@authorized`` asks the server's authorizer about an ``nbpipe:``-prefixed resource:
+``nbpipe:pipelines`` (read) and ``nbpipe:builds`` (read; ``execute`` to start a build, since a
+build runs code; ``write`` to cancel one).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.web import HTTPError
+
+from nbpipe.server import views
+from nbpipe.server.discovery import canonical, check_relative
+from nbpipe.server.errors import ApiError, BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from nbpipe.server.app import NbpipeApp
+
+BUILD_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_PAGE = 200
+
+
+class ApiHandler(ExtensionHandlerMixin, APIHandler):
+    """Base handler: JSON replies, JSON errors, access to the extension's services."""
+
+    @property
+    def app(self) -> NbpipeApp:
+        return self.extensionapp  # type: ignore[return-value]
+
+    def reply(self, data: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(data))
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, ApiError):
+            body = {"message": error.message, **error.fields}
+        elif isinstance(error, HTTPError):
+            message = error.log_message % error.args if error.log_message else error.reason
+            body = {"message": message or self._reason}
+        else:  # a bug: the traceback is in the server log, not in the reply
+            body = {"message": "internal server error (see the server log)"}
+        body["status"] = status_code
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+    # -- input ---------------------------------------------------------------------------------
+    def body(self, allowed: set[str]) -> dict[str, Any]:
+        """The request body: a JSON object with no keys beyond ``allowed``."""
+        raw = self.request.body or b"{}"
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise BadRequest(f"the body is not valid JSON: {error}") from None
+        if not isinstance(data, dict):
+            raise BadRequest("the body must be a JSON object")
+        unknown = sorted(set(data) - allowed)
+        if unknown:
+            raise BadRequest(
+                f"unknown field(s): {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            )
+        return data
+
+    def int_argument(self, name: str, default: int, low: int, high: int) -> int:
+        text = self.get_query_argument(name, None)
+        if text is None:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise BadRequest(f"{name} must be a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise BadRequest(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def bool_argument(self, name: str) -> bool:
+        text = (self.get_query_argument(name, "") or "").lower()
+        if text in ("", "0", "false", "no"):
+            return False
+        if text in ("1", "true", "yes"):
+            return True
+        raise BadRequest(f"{name} must be true or false, got {text!r}")
+
+    def build_id(self, build_id: str) -> str:
+        if not BUILD_ID.match(build_id):
+            raise NotFound(f"no build {build_id!r}")
+        return build_id
+
+
+class PipelinesHandler(ApiHandler):
+    auth_resource = "nbpipe:pipelines"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(await self.app.pipelines.listing())
+
+
+class PipelineHandler(ApiHandler):
+    auth_resource = "nbpipe:pipelines"
+
+    @web.authenticated
+    @authorized
+    async def get(self, path: str) -> None:
+        refresh = self.bool_argument("refresh")
+        self.reply(await self.app.pipelines.detail(path, refresh=refresh))
+
+
+class BuildsHandler(ApiHandler):
+    auth_resource = "nbpipe:builds"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        pipeline = self.get_query_argument("pipeline", None)
+        if pipeline is not None:
+            check_relative(pipeline, allow_hidden=True)
+            pipeline = canonical(pipeline)
+        limit = self.int_argument("limit", 20, 1, MAX_PAGE)
+        offset = self.int_argument("offset", 0, 0, 10**9)
+        store = self.app.store
+        builds, total = await store.call(store.store.list_builds, pipeline, limit, offset)
+        root = self.app.root
+        self.reply(
+            {
+                "builds": [views.build(root, build) for build in builds],
+                "total": total,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+
+    @web.authenticated
+    @authorized("execute")
+    async def post(self) -> None:
+        data = self.body({"pipeline", "force", "tasks"})
+        pipeline = data.get("pipeline")
+        if not isinstance(pipeline, str):
+            raise BadRequest("pipeline (the spec's path relative to the server root) is required")
+        force = data.get("force", False)
+        if not isinstance(force, bool):
+            raise BadRequest("force must be true or false")
+        tasks = data.get("tasks") or []
+        if not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
+            raise BadRequest("tasks must be a list of task names")
+        if len(tasks) > 1:
+            raise BadRequest(
+                "build one target task at a time: its upstream tasks are built with it "
+                "(nbpipe build --partially TASK)"
+            )
+        spec_path = await self.app.pipelines.resolve(pipeline)
+        pipeline = canonical(pipeline)
+        started = await self.app.builds.start(
+            pipeline, spec_path, force=force, target=tasks[0] if tasks else None
+        )
+        url = self.base_url.rstrip("/") + f"/nbpipe/api/builds/{started['id']}"
+        self.set_header("Location", url)
+        self.reply(started, status=202)
+
+
+class BuildHandler(ApiHandler):
+    auth_resource = "nbpipe:builds"
+
+    @web.authenticated
+    @authorized
+    async def get(self, build_id: str) -> None:
+        build_id = self.build_id(build_id)
+        store = self.app.store
+        build = await store.call(store.store.get_build, build_id)
+        if build is None:
+            raise NotFound(f"no build {build_id!r}")
+        self.reply(views.build(self.app.root, build))
+
+
+class CancelHandler(ApiHandler):
+    auth_resource = "nbpipe:builds"
+
+    @web.authenticated
+    @authorized("write")
+    async def post(self, build_id: str) -> None:
+        self.reply(await self.app.builds.cancel(self.build_id(build_id)), status=202)
+
+
+class LogHandler(ApiHandler):
+    auth_resource = "nbpipe:builds"
+
+    @web.authenticated
+    @authorized
+    async def get(self, build_id: str) -> None:
+        build_id = self.build_id(build_id)
+        running = self.app.builds.active.get(build_id)
+        if running is not None:
+            log = bytes(running.log).decode("utf-8", "replace")
+        else:
+            store = self.app.store
+            log = await store.call(store.store.get_log, build_id)
+            if log is None:
+                raise NotFound(f"no build {build_id!r}")
+        self.reply({"id": build_id, "log": log})
+
+
+def handlers(prefix: str = "nbpipe/api") -> list[tuple[str, type[ApiHandler]]]:
+    build = rf"/{prefix}/builds/(?P<build_id>[^/]+)"
+    return [
+        (rf"/{prefix}/pipelines/?", PipelinesHandler),
+        (rf"/{prefix}/pipelines/(?P<path>.+)", PipelineHandler),
+        (rf"/{prefix}/builds/?", BuildsHandler),
+        (rf"{build}/cancel/?", CancelHandler),
+        (rf"{build}/log/?", LogHandler),
+        (rf"{build}/?", BuildHandler),
+    ]

@@ -1,0 +1,289 @@
+"""The REST API and the event bus, against a real server building real pipelines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from server_helpers import (
+    api,
+    copy_example,
+    start_build,
+    wait_for,
+    write_data,
+    write_functions,
+    write_pipeline,
+    write_text,
+)
+
+SCHEMA_ID = "https://events.nbpipe.org/build/v1"
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def build_events(ws, build_id: str, timeout: float = 60) -> list[dict]:
+    """This build's events from the event bus, up to build_ended."""
+    events = []
+    while True:
+        message = await asyncio.wait_for(ws.read_message(), timeout)
+        assert message is not None, "the event socket closed"
+        data = json.loads(message)
+        if data.get("schema_id") != SCHEMA_ID or data["build_id"] != build_id:
+            continue
+        events.append(data)
+        if data["event"] == "build_ended":
+            return events
+
+
+async def test_example_pipeline_builds_with_live_events(jp_fetch, jp_ws_fetch, jp_root_dir):
+    pipeline = copy_example(jp_root_dir)
+    code, listing = await api(jp_fetch, "pipelines")
+    assert code == 200
+    assert [row["path"] for row in listing["pipelines"]] == [pipeline]
+    assert listing["pipelines"][0]["last_build"] is None
+
+    ws = await jp_ws_fetch("api", "events", "subscribe")
+    build_id = await start_build(jp_fetch, pipeline)
+    events = await build_events(ws, build_id)
+    ws.close()
+
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    kinds = [event["event"] for event in events]
+    assert kinds[:2] == ["build_created", "build_started"]
+    assert kinds[-2:] == ["build_finished", "build_ended"]
+    tasks = ["make_raw_data", "clean", "by_region", "monthly_trend", "report"]
+    for task in tasks:
+        mine = [e["event"] for e in events if e["task"] == task]
+        assert mine == ["task_queued", "task_started", "task_finished"], (task, mine)
+    position = {(e["task"], e["event"]): i for i, e in enumerate(events)}
+    for up, down in [
+        ("make_raw_data", "clean"),
+        ("clean", "by_region"),
+        ("clean", "monthly_trend"),
+        ("by_region", "report"),
+        ("monthly_trend", "report"),
+    ]:
+        assert position[(up, "task_finished")] < position[(down, "task_started")]
+    finished = next(e for e in events if e["event"] == "task_finished" and e["task"] == "report")
+    assert finished["task_state"] == "executed"
+    assert {"path": "example/output/report.html", "in_root": True} in finished["details"][
+        "products"
+    ]
+    assert events[-1]["state"] == "success"
+
+    code, build = await api(jp_fetch, "builds", build_id)
+    assert code == 200
+    assert build["state"] == "success" and build["exit_code"] == 0
+    assert build["seq"] == events[-1]["seq"]
+    assert [task["name"] for task in build["tasks"]] == tasks
+    for task in build["tasks"]:
+        assert task["state"] == "executed"
+        assert task["started"] <= task["ended"]
+        for product in task["products"]:
+            assert product["in_root"]
+            assert (jp_root_dir / product["path"]).is_file(), product
+
+    # The pipeline is now up to date, and remembers each task's last result.
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    assert code == 200
+    assert {task["state"] for task in detail["tasks"]} == {"up to date"}
+    assert all(task["last_result"]["state"] == "executed" for task in detail["tasks"])
+    assert detail["last_build"]["id"] == build_id
+
+
+async def test_pipeline_detail_graph_and_status(jp_fetch, jp_root_dir):
+    pipeline = write_pipeline(
+        jp_root_dir,
+        "proj",
+        {"first": write_data("first"), "second": write_data("second")},
+        upstream={"second": ["first"]},
+    )
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    assert code == 200, detail
+    assert [task["name"] for task in detail["tasks"]] == ["first", "second"]
+    assert detail["edges"] == [["first", "second"]]
+    first = detail["tasks"][0]
+    assert first["state"] == "never built"
+    assert first["source"] == "proj/first.py"
+    assert first["products"] == [
+        {"path": "proj/out/first.ipynb", "in_root": True},
+        {"path": "proj/out/first.txt", "in_root": True},
+    ]
+    assert first["last_result"] is None and detail["building"] is None
+
+    # A partial build: the target and what it needs. The cache notices the new products.
+    build_id = await start_build(jp_fetch, pipeline, tasks=["first"])
+    build = await wait_for(jp_fetch, build_id)
+    assert build["state"] == "success", build
+    assert build["targets"] == ["first"]
+    assert [task["name"] for task in build["tasks"]] == ["first"]
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    states = {task["name"]: task["state"] for task in detail["tasks"]}
+    assert states == {"first": "up to date", "second": "never built"}
+
+    # An edit makes a task outdated.
+    source = jp_root_dir / "proj" / "first.py"
+    source.write_text(source.read_text() + "\nx = 1\n")
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    assert detail["tasks"][0]["state"] == "outdated"
+
+
+async def test_spec_error_is_a_4xx_with_the_message(jp_fetch, jp_root_dir):
+    (jp_root_dir / "broken").mkdir()
+    (jp_root_dir / "broken" / "pipeline.yaml").write_text("tasks:\n  - source: missing.py\n")
+    code, reply = await api(jp_fetch, "pipelines", "broken/pipeline.yaml")
+    assert code == 422
+    assert "missing.py" in reply["message"] or "product" in reply["message"]
+    assert reply["error"]["file"].endswith("pipeline.yaml")
+    assert reply["error"]["line"] == 2
+
+    (jp_root_dir / "broken" / "pipeline-syntax.yaml").write_text("tasks: [\n")
+    code, reply = await api(jp_fetch, "pipelines", "broken/pipeline-syntax.yaml")
+    assert code == 422 and reply["message"]
+
+    # A build of a broken pipeline is accepted, then ends in error with the spec's message.
+    build_id = await start_build(jp_fetch, "broken/pipeline.yaml")
+    build = await wait_for(jp_fetch, build_id)
+    assert build["state"] == "error"
+    assert "pipeline.yaml:2" in build["message"]
+    code, log = await api(jp_fetch, "builds", build_id, "log")
+    assert code == 200 and "error" in log["log"]
+
+
+async def test_failed_task_reports_cell_and_traceback(jp_fetch, jp_root_dir):
+    pipeline = write_pipeline(
+        jp_root_dir,
+        "failing",
+        {"ok": write_data("ok"), "bad": "x = 1\ny = x / 0", "after": write_data("after")},
+        upstream={"bad": ["ok"], "after": ["bad"]},
+    )
+    build = await wait_for(jp_fetch, await start_build(jp_fetch, pipeline))
+    assert build["state"] == "failed" and build["exit_code"] == 1
+    tasks = {task["name"]: task for task in build["tasks"]}
+    assert tasks["ok"]["state"] == "executed"
+    assert tasks["after"]["state"] == "aborted"
+    error = tasks["bad"]["error"]
+    assert tasks["bad"]["state"] == "failed"
+    assert error["ename"] == "ZeroDivisionError"
+    assert error["cell_index"] == 1 and error["line"] == 2
+    assert error["code"] == "y = x / 0"
+    assert error["summary"] == "ZeroDivisionError: division by zero (cell 2, line 2)"
+    assert "ZeroDivisionError" in error["traceback"]
+    assert error["partial_path"] == "failing/out/bad.failed.ipynb"
+    assert (jp_root_dir / error["partial_path"]).is_file()
+    assert not (jp_root_dir / "failing" / "out" / "bad.txt").exists()
+
+
+async def test_one_build_per_pipeline_but_pipelines_build_at_once(jp_fetch, jp_root_dir):
+    slow = "time.sleep(1.5)\n" + write_text("done")
+    one = write_functions(jp_root_dir, "one", {"a": slow})
+    two = write_functions(jp_root_dir, "two", {"b": slow})
+    first = await start_build(jp_fetch, one)
+    code, reply = await api(jp_fetch, "builds", method="POST", body={"pipeline": one})
+    assert code == 409 and reply["build_id"] == first
+    # The same pipeline spelled differently is the same pipeline.
+    code, reply = await api(
+        jp_fetch, "builds", method="POST", body={"pipeline": "./one//pipeline.yaml"}
+    )
+    assert code == 409
+
+    second = await start_build(jp_fetch, two)
+    code, listing = await api(jp_fetch, "pipelines")
+    building = {row["path"]: row["building"] for row in listing["pipelines"]}
+    assert building == {one: first, two: second}
+
+    one_done, two_done = await asyncio.gather(wait_for(jp_fetch, first), wait_for(jp_fetch, second))
+    assert one_done["state"] == two_done["state"] == "success"
+    # They overlapped: each started before the other ended.
+    assert one_done["started"] < two_done["ended"] and two_done["started"] < one_done["ended"]
+    # Done: the pipeline can build again.
+    third = await start_build(jp_fetch, one, force=True)
+    assert (await wait_for(jp_fetch, third))["state"] == "success"
+
+
+async def test_history_is_newest_first_and_paged(jp_fetch, jp_root_dir):
+    pipeline = write_functions(jp_root_dir, "", {"only": write_text("only")})
+    ids = []
+    for _ in range(3):
+        ids.append(await start_build(jp_fetch, pipeline, force=True))
+        await wait_for(jp_fetch, ids[-1])
+    code, page = await api(jp_fetch, "builds", params={"limit": 2})
+    assert code == 200
+    assert page["total"] == 3
+    assert [build["id"] for build in page["builds"]] == ids[::-1][:2]
+    assert page["builds"][0]["counts"] == {"executed": 1}
+    code, page = await api(jp_fetch, "builds", params={"limit": 2, "offset": 2})
+    assert [build["id"] for build in page["builds"]] == ids[:1]
+    code, page = await api(jp_fetch, "builds", params={"pipeline": pipeline})
+    assert page["total"] == 3
+    code, page = await api(jp_fetch, "builds", params={"pipeline": "elsewhere/pipeline.yaml"})
+    assert page["total"] == 0 and page["builds"] == []
+
+
+async def test_listing_skips_hidden_environments_and_deep_folders(jp_fetch, jp_root_dir):
+    for folder in [
+        "a",
+        "a/b",
+        ".hidden",
+        "node_modules/pkg",
+        "venv",
+        "a/b/c/d/too-deep",
+    ]:
+        (jp_root_dir / folder).mkdir(parents=True, exist_ok=True)
+        (jp_root_dir / folder / "pipeline.yaml").write_text("tasks: []\n")
+    (jp_root_dir / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (jp_root_dir / "a" / "pipeline.train.yaml").write_text("tasks: []\n")
+    (jp_root_dir / "a" / "notes.yaml").write_text("x: 1\n")
+    code, listing = await api(jp_fetch, "pipelines")
+    assert code == 200
+    assert [row["path"] for row in listing["pipelines"]] == [
+        "a/b/pipeline.yaml",
+        "a/pipeline.train.yaml",
+        "a/pipeline.yaml",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("{not json", "not valid JSON"),
+        ("[1, 2]", "JSON object"),
+        ({"pipeline": "one/pipeline.yaml", "bogus": 1}, "unknown field"),
+        ({}, "pipeline"),
+        ({"pipeline": 3}, "pipeline"),
+        ({"pipeline": "one/pipeline.yaml", "force": "yes"}, "force"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": "a"}, "tasks"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": ["a", "b"]}, "one target"),
+        ({"pipeline": "one/nothing.yaml"}, "no pipeline"),
+        ({"pipeline": "one/a.py"}, "not a pipeline"),
+    ],
+)
+async def test_bad_build_requests_are_4xx_json(jp_fetch, jp_root_dir, body, fragment):
+    write_pipeline(jp_root_dir, "one", {"a": write_data("a")})
+    code, reply = await api(jp_fetch, "builds", method="POST", body=body)
+    assert 400 <= code < 500, reply
+    assert fragment in reply["message"]
+    code, history = await api(jp_fetch, "builds")
+    assert history["total"] == 0
+
+
+async def test_unknown_builds_and_bad_queries_are_4xx_json(jp_fetch):
+    for parts in [("builds", "0" * 32), ("builds", "nope"), ("builds", "0" * 32, "log")]:
+        code, reply = await api(jp_fetch, *parts)
+        assert code == 404 and "no build" in reply["message"]
+    code, reply = await api(jp_fetch, "builds", "0" * 32, "cancel", method="POST")
+    assert code == 404
+    for params in [{"limit": "x"}, {"limit": 0}, {"limit": 10_000}, {"offset": -1}]:
+        code, reply = await api(jp_fetch, "builds", params=params)
+        assert code == 400 and reply["message"]
+    code, reply = await api(jp_fetch, "pipelines", "x/pipeline.yaml", params={"refresh": "maybe"})
+    assert code == 400
+
+
+async def test_cancel_of_a_finished_build_is_a_conflict(jp_fetch, jp_root_dir):
+    pipeline = write_functions(jp_root_dir, "p", {"a": write_text("a")})
+    build_id = await start_build(jp_fetch, pipeline)
+    await wait_for(jp_fetch, build_id)
+    code, reply = await api(jp_fetch, "builds", build_id, "cancel", method="POST")
+    assert code == 409 and "already ended" in reply["message"]
