@@ -12,6 +12,8 @@ messages and exit codes:
 Output: the build report (a table) goes to stdout; progress goes to stderr (a bar on a terminal,
 log lines otherwise). With ``--json``, stdout carries only JSON lines, one per build event (see
 ``docs/json-events.md``); everything else, including anything tasks print, goes to stderr.
+``status --json`` writes one JSON object: the tasks (kind, source, upstream, products, state) and
+edges, or the error that kept the pipeline from loading (exit code 2).
 
 Start-up is kept fast (``nbpipe --help``): only argparse is imported up front; the spec loader,
 the engine and Jupyter's libraries are imported by the command that needs them.
@@ -20,6 +22,7 @@ the engine and Jupyter's libraries are imported by the command that needs them.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -37,6 +40,8 @@ EXIT_SIGTERM = 128 + signal.SIGTERM
 
 #: The ``--json`` lines format; its version is the engine's EVENT_SCHEMA_VERSION.
 JSON_FORMAT = "nbpipe-build-events"
+#: ``status --json``'s format; versioned the same way.
+STATUS_FORMAT = "nbpipe-status"
 
 DESCRIPTION = """\
 Build pipelines of Jupyter notebooks and Python functions described in a pipeline.yaml.
@@ -49,6 +54,7 @@ examples:
   nbpipe build                      build what is out of date
   nbpipe build --force              rebuild everything
   nbpipe build --partially clean    build 'clean' and what it needs
+  nbpipe build -p a -p b            build 'a', 'b' and what they need
   nbpipe build --env n_rows=1000    override a value of env.yaml
   nbpipe build --json               one JSON object per event on stdout (for programs)
   nbpipe status                     what is up to date, and why not
@@ -108,7 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--partially",
         "-p",
         metavar="TASK",
-        help="build only TASK and the tasks it needs",
+        action="append",
+        help="build only TASK and the tasks it needs (repeatable: several tasks and what "
+        "they need)",
     )
     build.add_argument(
         "--processes",
@@ -129,7 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
         "show which tasks are up to date, and why not",
         "Show, for each task, whether it is up to date and why not, without building anything.",
     )
-    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.add_argument(
+        "--json",
+        action="store_true",
+        help="print the status as one JSON object on stdout, with each task's kind, source, "
+        "upstream tasks and products (format: docs/json-events.md); errors too",
+    )
     status.set_defaults(handler=cmd_status)
 
     plot = command(
@@ -210,8 +223,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     _setup_logging(level="WARNING")
-    streams_json = getattr(args, "json", False) and args.command in ("build", "task")
-    output = JsonOutput(args.command) if streams_json else HumanOutput()
+    output: Output
+    if not getattr(args, "json", False):
+        output = HumanOutput()
+    elif args.command == "status":
+        output = StatusJsonOutput()
+    else:
+        output = JsonOutput(args.command)
     interrupts = Interrupts()
     try:
         with interrupts:
@@ -235,7 +253,8 @@ class Interrupts:
 
     def _handle(self, signum, frame):
         if self.signal_number is not None:
-            print("nbpipe: still stopping running tasks...", file=sys.stderr, flush=True)
+            with contextlib.suppress(OSError):  # stderr may be a pipe nobody reads any more
+                print("nbpipe: still stopping running tasks...", file=sys.stderr, flush=True)
             return
         self.signal_number = signum
         raise KeyboardInterrupt
@@ -261,14 +280,16 @@ def cmd_build(args: argparse.Namespace, output: Output) -> int:
         dag.executor = Parallel(
             processes=args.processes, start_method=getattr(previous, "start_method", None)
         )
-    if args.partially and args.partially not in dag:
-        raise UsageError(_unknown_task(args.partially, dag))
+    targets = list(dict.fromkeys(args.partially or []))
+    unknown = [name for name in targets if name not in dag]
+    if unknown:
+        raise UsageError(_unknown_task(unknown, dag))
     return _build(
         dag,
         output,
         lambda observers: (
-            dag.build_partially(args.partially, args.force, observers)
-            if args.partially
+            dag.build_partially(targets, args.force, observers)
+            if targets
             else dag.build(args.force, observers)
         ),
     )
@@ -277,7 +298,7 @@ def cmd_build(args: argparse.Namespace, output: Output) -> int:
 def cmd_task(args: argparse.Namespace, output: Output) -> int:
     dag = _load(args, output)
     if args.name not in dag:
-        raise UsageError(_unknown_task(args.name, dag))
+        raise UsageError(_unknown_task([args.name], dag))
     task = dag[args.name]
     missing = [
         f"{name} ({file})"
@@ -295,15 +316,7 @@ def cmd_task(args: argparse.Namespace, output: Output) -> int:
 
 def cmd_status(args: argparse.Namespace, output: Output) -> int:
     dag = _load(args, output)
-    status = dag.status()
-    if args.json:
-        import json
-
-        from nbpipe.events import EVENT_SCHEMA_VERSION
-
-        print(json.dumps({"v": EVENT_SCHEMA_VERSION, "tasks": status.to_dict()}, default=str))
-    else:
-        print(_with_short_paths_status(status))
+    output.status(dag, dag.status())
     return EXIT_OK
 
 
@@ -364,10 +377,12 @@ def _load_factory(entry: str) -> DAG:
     return dag
 
 
-def _unknown_task(name: str, dag: DAG) -> str:
+def _unknown_task(names: list[str], dag: DAG) -> str:
     from nbpipe.spec.errors import did_you_mean
 
-    return f"no task named {name!r}{did_you_mean(name, list(dag))}; tasks: {', '.join(dag)}"
+    tasks = list(dag)
+    unknown = "; ".join(f"no task named {name!r}{did_you_mean(name, tasks)}" for name in names)
+    return f"{unknown}; tasks: {', '.join(tasks)}"
 
 
 # -- building -------------------------------------------------------------------------------------
@@ -422,6 +437,9 @@ class Output:
     def finished(self, report, code: int) -> None:
         pass
 
+    def status(self, dag: DAG, status) -> None:
+        raise NotImplementedError
+
     def interrupted(self, signum: int) -> int:
         raise NotImplementedError
 
@@ -453,6 +471,9 @@ class HumanOutput(Output):
         for name, text in self._failures[0].items():
             print(_failure_summary(name, text, self._failures[1].get(name, {})), file=sys.stderr)
 
+    def status(self, dag: DAG, status) -> None:
+        print(_with_short_paths_status(status))
+
     def interrupted(self, signum: int) -> int:
         report = self.report_collector.report if self.report_collector else None
         if report is not None and len(report):
@@ -474,28 +495,54 @@ class HumanOutput(Output):
         return code
 
 
-class JsonOutput(Output):
-    """JSON lines on the real stdout. File descriptor 1 is pointed at stderr meanwhile, so
-    nothing else (task prints, worker or kernel output) can slip into the stream."""
+class _JsonStdout(Output):
+    """JSON on the real stdout. File descriptor 1 is pointed at stderr meanwhile, so nothing else
+    (what tasks or the user's imported code print, worker or kernel output) can slip into it.
+    A reader that went away (a closed pipe: the program reading the JSON died) ends the writing,
+    never the command: a build then still stops its kernels and workers cleanly."""
 
-    def __init__(self, command: str):
+    def __init__(self):
         import json
 
         from nbpipe.events import EVENT_SCHEMA_VERSION
 
         self._json = json
         self.version = EVENT_SCHEMA_VERSION
-        self.command = command
         sys.stdout.flush()
         self._saved = os.dup(1)
         self._stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
         os.dup2(2, 1)
-        self._header_written = False
-        _setup_logging(level="INFO")
+        self._reader_gone = False
 
     def write_json(self, data: Any) -> None:
-        self._stream.write(self._json.dumps(data, default=str) + "\n")
-        self._stream.flush()
+        if self._reader_gone:
+            return
+        try:
+            self._stream.write(self._json.dumps(data, default=str) + "\n")
+            self._stream.flush()
+        except OSError:  # BrokenPipeError, mostly
+            self._reader_gone = True
+
+    def close(self) -> None:
+        try:
+            with contextlib.suppress(OSError):
+                sys.stdout.flush()
+            os.dup2(self._saved, 1)
+        finally:
+            os.close(self._saved)
+            with contextlib.suppress(OSError):
+                self._stream.close()
+
+
+class JsonOutput(_JsonStdout):
+    """``build --json``, ``task --json``: one JSON line per build event, between a header and a
+    summary (docs/json-events.md)."""
+
+    def __init__(self, command: str):
+        super().__init__()
+        self.command = command
+        self._header_written = False
+        _setup_logging(level="INFO")
 
     def _line(self, event: str, **fields: Any) -> None:
         import time
@@ -551,23 +598,104 @@ class JsonOutput(Output):
             report=report.to_dict() if report is not None else None,
             signal=signal.Signals(signum).name,
         )
-        print(f"nbpipe: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        _say(f"nbpipe: interrupted ({signal.Signals(signum).name})")
         return code
 
     def error(self, error: BaseException) -> int:
         message, code = describe_error(error)
-        print(f"error: {message}", file=sys.stderr)
+        _say(f"error: {message}")
         self._summary("error", code, error=_error_dict(error, message))
         return code
 
-    def close(self) -> None:
-        try:
-            self._stream.flush()
-            sys.stdout.flush()
-            os.dup2(self._saved, 1)
-        finally:
-            os.close(self._saved)
-            self._stream.close()
+
+class StatusJsonOutput(_JsonStdout):
+    """``status --json``: one JSON object, the status or the error (docs/json-events.md)."""
+
+    def __init__(self):
+        super().__init__()
+        self._entry_point: str | None = None
+        self._warnings: list[str] = []
+
+    def header(self, entry_point: str | None) -> None:
+        self._entry_point = entry_point
+
+    def warnings(self, warnings: list[str]) -> None:
+        self._warnings = list(warnings)
+
+    def _document(self, **fields: Any) -> None:
+        from nbpipe._version import __version__
+
+        self.write_json(
+            {
+                "v": self.version,
+                "format": STATUS_FORMAT,
+                "nbpipe_version": __version__,
+                "entry_point": self._entry_point,
+                **fields,
+            }
+        )
+
+    def status(self, dag: DAG, status) -> None:
+        states = {row.name: row for row in status}
+        tasks = [_task_status(task, states[task.name]) for task in dag.values()]
+        self._document(
+            dag=dag.name,
+            executor=repr(dag.executor),
+            warnings=self._warnings,
+            tasks=tasks,
+            edges=[[up, task["name"]] for task in tasks for up in task["upstream"]],
+        )
+
+    def interrupted(self, signum: int) -> int:
+        name = signal.Signals(signum).name
+        _say(f"nbpipe: interrupted ({name})")
+        self._document(error={"type": "Interrupted", "message": f"interrupted ({name})"})
+        return 128 + signum
+
+    def error(self, error: BaseException) -> int:
+        message, code = describe_error(error)
+        _say(f"error: {message}")
+        self._document(error=_error_dict(error, message))
+        return code
+
+
+def _task_status(task, row) -> dict[str, Any]:
+    """One task of ``status --json``: what it is (kind, source, upstream) and its state."""
+    from nbpipe.tasks import NotebookRunner, PythonCallable
+
+    function = None
+    if isinstance(task, NotebookRunner):
+        kind = "notebook"
+    elif isinstance(task, PythonCallable):
+        kind = "function"
+        function = _dotted_name(task.source)
+    else:
+        kind = type(task).__name__
+    source = task.source_path
+    return {
+        "name": task.name,
+        "kind": kind,
+        "source": os.path.abspath(source) if source else None,
+        "function": function,
+        "upstream": list(task.upstream),
+        "products": [os.path.abspath(path) for path in row.products],
+        "state": row.state,
+        "reasons": row.reasons,
+        "last_built": row.last_built,
+        "last_status": row.last_status,
+    }
+
+
+def _dotted_name(fn: Any) -> str | None:
+    module = getattr(fn, "__module__", None)
+    name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
+    return f"{module}.{name}" if module and name else name
+
+
+def _say(text: str) -> None:
+    """A message on stderr, which may be a pipe nobody reads any more."""
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr, flush=True)
 
 
 def describe_error(error: BaseException) -> tuple[str, int]:

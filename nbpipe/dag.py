@@ -241,10 +241,17 @@ class DAG:
         return self._build(self._ordered(), force, observers)
 
     def build_partially(
-        self, target: str, force: bool = False, observers: Iterable[Observer] = ()
+        self,
+        target: str | Iterable[str],
+        force: bool = False,
+        observers: Iterable[Observer] = (),
     ) -> BuildReport:
-        """Builds ``target`` and the tasks it needs, nothing else."""
-        return self._build(self._with_upstream([target]), force, observers)
+        """Builds ``target`` (a task's name, or several names) and the tasks they need, nothing
+        else. Each task is built once, however many targets need it."""
+        targets = [target] if isinstance(target, str) else list(target)
+        if not targets:
+            raise ValueError("build_partially needs at least one task name")
+        return self._build(self._with_upstream(targets), force, observers)
 
     def build_task(
         self, name: str, force: bool = False, observers: Iterable[Observer] = ()

@@ -107,6 +107,33 @@ def test_build_partially_builds_target_and_its_upstream_only(workdir):
     assert not Path("c.txt").exists() and not Path("d.txt").exists()
 
 
+def test_build_partially_takes_several_targets(workdir):
+    dag = diamond(workdir)
+    PythonCallable(write_name, File("e.txt"), dag, name="e")
+    events = []
+    report = dag.build_partially(iter(["c", "b"]), observers=[events.append])
+    # Both targets and what they need, each once, upstream first; not d, not e.
+    assert [row.name for row in report] == ["a", "b", "c"]
+    assert [e.task for e in events if e.kind.value == "task_finished"] == ["a", "b", "c"]
+    assert Path("b.txt").read_text() == "x+" and Path("c.txt").read_text() == "x+"
+    assert not Path("d.txt").exists() and not Path("e.txt").exists()
+
+    again = dag.build_partially(["b", "d"])  # a, b, c are up to date; d needs them
+    assert [(row.name, row.ran) for row in again] == [
+        ("a", False),
+        ("b", False),
+        ("c", False),
+        ("d", True),
+    ]
+    forced = dag.build_partially(["a"], force=True)
+    assert [row.name for row in forced] == ["a"] and forced["a"].ran
+
+    with pytest.raises(KeyError, match="No task named 'x'"):
+        dag.build_partially(["b", "x"])
+    with pytest.raises(ValueError, match="at least one task"):
+        dag.build_partially([])
+
+
 def test_report_table_html_and_status(workdir):
     dag = diamond(workdir)
     report = dag.build()

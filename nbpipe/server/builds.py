@@ -3,11 +3,14 @@
 A build never runs in the server process. The manager starts the CLI in a new session (so the
 CLI and its worker processes form one process group), reads its JSON event lines as they come,
 records each in the store and then publishes it on the Jupyter server's event bus. A build that
-crashes, hangs or eats memory takes down its own process only.
+crashes, hangs or eats memory takes down its own process only. The reverse holds on Linux: the CLI
+is spawned with a parent-death signal (``procs.parent_death_signal``), so a server that dies
+without stopping its builds (SIGKILL) still has them get SIGTERM and stop cleanly.
 
 Life of a build::
 
     start()   reserve the pipeline (409 if it is building) -> record "starting" -> spawn the CLI
+              (``--partially=T`` per target task), from the event loop's thread
     _watch()  for each stdout line: record the event, then emit it (so a client that receives an
               event and reloads the REST snapshot sees at least that event)
               process exit -> final state from the engine's outcome, the exit code, or the
@@ -35,7 +38,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,9 +99,14 @@ class BuildManager:
 
     # -- starting ------------------------------------------------------------------------------
     async def start(
-        self, pipeline: str, spec_path: Path, force: bool = False, target: str | None = None
+        self,
+        pipeline: str,
+        spec_path: Path,
+        force: bool = False,
+        targets: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Starts a build of ``pipeline`` (relative to the root, already confined to it)."""
+        """Starts a build of ``pipeline`` (relative to the root, already confined to it): every
+        outdated task, or only ``targets`` and the tasks they need."""
         if self._closing:
             raise Conflict("the server is shutting down")
         if pipeline in self.building:
@@ -112,7 +120,7 @@ class BuildManager:
         build = RunningBuild(uuid.uuid4().hex, pipeline, spec_path)
         self.active[build.id] = build  # reserved before the first await: no race
         self.building[pipeline] = build.id
-        targets = [target] if target else []
+        targets = list(dict.fromkeys(targets))
         try:
             await self.store.call(
                 self.store.store.create_build,
@@ -130,14 +138,17 @@ class BuildManager:
             await self._publish(
                 build, "build_created", details={"force": force, "targets": targets}
             )
+            # Spawned from the event loop's thread, which lives as long as the server: the
+            # parent-death signal (SIGTERM when the server dies) is tied to that thread.
             build.process = await asyncio.create_subprocess_exec(
-                *self._command(spec_path, force, target),
+                *self._command(spec_path, force, targets),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=str(spec_path.parent),
-                env=self._environment(),
+                env=self.environment(),
                 start_new_session=True,  # its own process group: cancel stops all of it
+                preexec_fn=procs.parent_death_signal(),  # and the build stops if we die
                 limit=LINE_LIMIT,
             )
         except Exception as error:
@@ -149,17 +160,18 @@ class BuildManager:
             build.stopper = asyncio.create_task(self._stop(build))
         return {"id": build.id, "pipeline": pipeline, "state": build.state}
 
-    def _command(self, spec_path: Path, force: bool, target: str | None) -> list[str]:
+    def _command(self, spec_path: Path, force: bool, targets: Sequence[str]) -> list[str]:
         command = [self.settings.python, "-m", "nbpipe", "build", "-e", str(spec_path), "--json"]
         if force:
             command.append("--force")
-        if target:
-            command += ["--partially", target]
+        # One word each, so that a name starting with '-' is not taken for an option.
+        command += [f"--partially={target}" for target in targets]
         if self.settings.processes:
             command += ["--processes", str(self.settings.processes)]
         return command
 
-    def _environment(self) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
+        """The environment of the processes that build and load pipelines."""
         env = dict(os.environ)
         env.pop("NBPIPE_ENTRY_POINT", None)  # -e names the pipeline
         env["PYTHONUNBUFFERED"] = "1"

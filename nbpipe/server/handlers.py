@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 BUILD_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_PAGE = 200
+#: Target tasks one build request may name (each becomes a word of the build's command line).
+MAX_TARGETS = 1000
 
 
 class ApiHandler(ExtensionHandlerMixin, APIHandler):
@@ -157,18 +159,18 @@ class BuildsHandler(ApiHandler):
         if not isinstance(force, bool):
             raise BadRequest("force must be true or false")
         tasks = data.get("tasks") or []
-        if not isinstance(tasks, list) or not all(isinstance(t, str) and t for t in tasks):
+        if not isinstance(tasks, list) or not all(
+            isinstance(t, str) and t and "\x00" not in t for t in tasks
+        ):
             raise BadRequest("tasks must be a list of task names")
-        if len(tasks) > 1:
+        if len(tasks) > MAX_TARGETS:
             raise BadRequest(
-                "build one target task at a time: its upstream tasks are built with it "
-                "(nbpipe build --partially TASK)"
+                f"tasks lists {len(tasks)} target tasks; at most {MAX_TARGETS} are allowed "
+                "(without tasks, every outdated task is built)"
             )
         spec_path = await self.app.pipelines.resolve(pipeline)
         pipeline = canonical(pipeline)
-        started = await self.app.builds.start(
-            pipeline, spec_path, force=force, target=tasks[0] if tasks else None
-        )
+        started = await self.app.builds.start(pipeline, spec_path, force=force, targets=tasks)
         url = self.base_url.rstrip("/") + f"/nbpipe/api/builds/{started['id']}"
         self.set_header("Location", url)
         self.reply(started, status=202)

@@ -1,11 +1,13 @@
 """Pipelines under the server root: the listing, and one pipeline's graph and status.
 
-A pipeline's status comes from ``python -m nbpipe.server.describe`` in a child process (loading a
-spec runs user code, which stays out of the server). That costs a Python start-up and the spec
-load (about a second), so answers are cached: an answer is reused while the files it depends on
-(the spec, ``env.yaml``, task sources, the folders products are written to) keep their size and
-mtime, which a build, an edit or a deleted product all change. Concurrent requests for the same
-pipeline share one child process, and a semaphore bounds how many run at once.
+A pipeline's status comes from ``python -m nbpipe status -e PIPELINE --json`` in a child process
+(loading a spec runs user code, which stays out of the server): one JSON object with each task's
+kind, source, upstream tasks, products and state, or the spec error (exit code 2). That costs a
+Python start-up and the spec load (about a second), so answers are cached: an answer is reused
+while the files it depends on (the spec, its ``env.yaml``, task sources, products and the folders
+they are written to) keep their size and mtime, which a build, an edit or a deleted product all
+change. Concurrent requests for the same pipeline share one child process, and a semaphore bounds
+how many run at once.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
+from nbpipe.events import EVENT_SCHEMA_VERSION
 from nbpipe.server import procs, views
 from nbpipe.server.builds import BuildManager
 from nbpipe.server.discovery import canonical, find_pipelines, resolve_pipeline
@@ -24,8 +27,16 @@ from nbpipe.server.errors import ApiError, Unprocessable
 from nbpipe.server.store import StoreThread
 
 
-class DescribeTimeout(ApiError):
+class StatusTimeout(ApiError):
     status = 504
+
+
+@dataclass
+class Loaded:
+    """``nbpipe status --json``'s answer, and the files whose changes can change it."""
+
+    status: dict[str, Any]
+    watch: list[str]
 
 
 @dataclass
@@ -38,6 +49,8 @@ class PipelineSettings:
 
 
 Signature = tuple[tuple[str, int, int], ...]
+#: What the server reads of ``nbpipe status --json`` (NbpipeApp.python may run another release).
+TASK_FIELDS = ("name", "kind", "source", "upstream", "products", "state", "reasons", "last_built")
 
 
 class PipelineService:
@@ -48,7 +61,7 @@ class PipelineService:
         self.store = store
         self.builds = builds
         self.settings = settings
-        self._cache: dict[str, tuple[Signature, dict[str, Any]]] = {}
+        self._cache: dict[str, tuple[Signature, Loaded]] = {}
         self._inflight: dict[str, asyncio.Future] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
 
@@ -76,11 +89,11 @@ class PipelineService:
     async def detail(self, relative: str, refresh: bool = False) -> dict[str, Any]:
         spec_path = await self.resolve(relative)
         relative = canonical(relative)
-        described = await self._described(relative, str(spec_path), refresh)
+        status = (await self._loaded(relative, str(spec_path), refresh)).status
         last = await self.store.call(self.store.store.last_task_results, relative)
         latest = await self.store.call(self.store.store.latest_builds, [relative])
         tasks = []
-        for task in described["tasks"]:
+        for task in status["tasks"]:
             tasks.append(
                 {
                     "name": task["name"],
@@ -96,31 +109,32 @@ class PipelineService:
             )
         return {
             "path": relative,
-            "name": described["name"],
-            "executor": described["executor"],
+            "name": status.get("dag"),
+            "executor": status.get("executor"),
             "tasks": tasks,
-            "edges": [[up, task["name"]] for task in described["tasks"] for up in task["upstream"]],
-            "warnings": described["warnings"],
+            "edges": [[up, task["name"]] for task in status["tasks"] for up in task["upstream"]],
+            "warnings": status.get("warnings") or [],
             "building": self.builds.building.get(relative),
             "last_build": latest.get(relative),
         }
 
     # -- the child process, cached -------------------------------------------------------------
-    async def _described(self, relative: str, spec_path: str, refresh: bool) -> dict[str, Any]:
+    async def _loaded(self, relative: str, spec_path: str, refresh: bool) -> Loaded:
         cached = self._cache.get(relative)
         if cached and not refresh:
-            signature, result = cached
-            if await asyncio.to_thread(_signature, result["watch"]) == signature:
-                return result
+            signature, loaded = cached
+            if await asyncio.to_thread(_signature, loaded.watch) == signature:
+                return loaded
         if relative in self._inflight:  # someone asked already: share the answer
             return await asyncio.shield(self._inflight[relative])
         future = asyncio.get_running_loop().create_future()
         self._inflight[relative] = future
         try:
-            result = await self._run_describe(spec_path)
-            self._cache[relative] = (await asyncio.to_thread(_signature, result["watch"]), result)
-            future.set_result(result)
-            return result
+            status = await self._run_status(spec_path)
+            loaded = Loaded(status, _watched(spec_path, status["tasks"]))
+            self._cache[relative] = (await asyncio.to_thread(_signature, loaded.watch), loaded)
+            future.set_result(loaded)
+            return loaded
         except BaseException as error:
             future.set_exception(error)
             future.exception()  # retrieved: no "never retrieved" warning when no one shared it
@@ -128,25 +142,33 @@ class PipelineService:
         finally:
             del self._inflight[relative]
 
-    async def _run_describe(self, spec_path: str) -> dict[str, Any]:
+    async def _run_status(self, spec_path: str) -> dict[str, Any]:
+        """``nbpipe status -e SPEC --json`` in a child process: the status, or a 422 with the
+        spec error (the CLI exits 2 with ``{"error": {file, line, key, ...}}`` on stdout)."""
         async with self._slots:
+            # From the event loop's thread, as builds are: it dies with the server only.
             process = await asyncio.create_subprocess_exec(
                 self.settings.python,
                 "-m",
-                "nbpipe.server.describe",
+                "nbpipe",
+                "status",
+                "-e",
                 spec_path,
+                "--json",
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=os.path.dirname(spec_path),
+                env=self.builds.environment(),
                 start_new_session=True,
+                preexec_fn=procs.parent_death_signal(),
             )
             try:
                 out, err = await asyncio.wait_for(process.communicate(), self.settings.timeout)
             except asyncio.TimeoutError:
                 procs.signal_group(process.pid, procs.KILL)
                 await process.wait()
-                raise DescribeTimeout(
+                raise StatusTimeout(
                     f"loading the pipeline took longer than {self.settings.timeout:.0f} s "
                     "(NbpipeApp.status_timeout)"
                 ) from None
@@ -155,15 +177,30 @@ class PipelineService:
                 raise
         try:
             result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+            if not isinstance(result, dict):
+                raise ValueError("not a JSON object")
         except (ValueError, IndexError):
             tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
             raise Unprocessable(
                 "the pipeline could not be loaded: " + ("\n".join(tail) or "no output"),
                 error=None,
             ) from None
+        if result.get("v") != EVENT_SCHEMA_VERSION:
+            raise ApiError(
+                f"nbpipe status wrote format version {result.get('v')!r}; this server reads "
+                f"version {EVENT_SCHEMA_VERSION} (NbpipeApp.python runs another nbpipe release)"
+            )
         if "error" in result:
-            error = result["error"]
+            error = result["error"] if isinstance(result["error"], dict) else {}
             raise Unprocessable(_spec_message(error), error=error)
+        tasks = result.get("tasks")
+        if not isinstance(tasks, list) or not all(
+            isinstance(task, dict) and all(key in task for key in TASK_FIELDS) for task in tasks
+        ):
+            raise ApiError(
+                "nbpipe status --json did not describe the tasks (their kind, source and "
+                "upstream tasks): NbpipeApp.python runs an older nbpipe release"
+            )
         return result
 
     def forget(self, relative: str) -> None:
@@ -188,3 +225,22 @@ def _signature(paths: list[str]) -> Signature:
         else:
             signature.append((path, stat.st_mtime_ns, stat.st_size))
     return tuple(signature)
+
+
+def _watched(spec_path: str, tasks: list[dict[str, Any]]) -> list[str]:
+    """The files whose size or mtime changes when the status may have: the spec, its env file
+    (``env.yaml``, or ``env.NAME.yaml`` beside ``pipeline.NAME.yaml``; watched even when missing,
+    so that creating one counts), each task's source, products and the folders they go to."""
+    spec = os.path.abspath(spec_path)
+    folder = os.path.dirname(spec)
+    watch = {spec, os.path.join(folder, "env.yaml")}
+    parts = os.path.basename(spec).split(".")
+    if len(parts) == 3 and parts[0] == "pipeline":
+        watch.add(os.path.join(folder, f"env.{parts[1]}.{parts[2]}"))
+    for task in tasks:
+        if task.get("source"):
+            watch.add(os.path.abspath(task["source"]))
+        products = [os.path.abspath(path) for path in task["products"]]
+        watch.update(products)
+        watch.update(os.path.dirname(path) for path in products)
+    return sorted(watch)

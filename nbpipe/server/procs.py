@@ -8,14 +8,21 @@ kernels' own parent polling (ipykernel exits when its parent dies) have to do.
 
 A pid alone is not an identity (pids are reused); :func:`identity` adds the process start time,
 so a later server never signals an unrelated process that happens to have an old build's pid.
+
+A server that dies without stopping its builds (SIGKILL, out of memory) cannot stop them either:
+on Linux, :func:`parent_death_signal` makes the kernel send each child SIGTERM when the server
+dies, which the CLI handles like a cancel (kernels and workers stopped, staged products
+discarded). The next server start still cleans up after a dead server (elsewhere the only way).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import sys
+from collections.abc import Callable
 
 _PROC = "/proc"
 
@@ -103,3 +110,51 @@ def tree_identities(pid: int) -> list[str]:
 
 
 KILL = getattr(signal, "SIGKILL", signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_libc: ctypes.CDLL | None = None
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    """libc with ``prctl`` and ``signal`` typed, on Linux (resolved once, in the parent)."""
+    global _libc
+    if _libc is None and sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
+            libc.prctl.restype = ctypes.c_int
+            libc.signal.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            libc.signal.restype = ctypes.c_void_p
+            _libc = libc
+    return _libc
+
+
+def parent_death_signal(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has the child sent ``signum`` when this process dies (Linux's
+    PR_SET_PDEATHSIG), or None where there is no such thing.
+
+    The signal comes when the *thread* that forked the child ends, not the process: spawn only
+    from a thread that lives as long as the server (the event loop's). The setting survives the
+    child's exec (it is cleared for set-user-ID programs only).
+
+    The function runs in the child between fork and exec, so it makes C calls only (resolved
+    here, in the parent): nothing that imports or takes a lock another thread may have held at
+    fork time. It first gives ``signum`` its default action in the child, so that the signal,
+    should it come before exec, ends the child instead of tripping a handler the server's Python
+    installed (which would swallow it). The parent may die before ``prctl`` too: the child
+    checks its parent afterwards and, if it is gone, ends itself.
+    """
+    libc = _load_libc()
+    if libc is None:
+        return None
+    parent = os.getpid()
+    prctl, set_handler = libc.prctl, libc.signal
+
+    def exit_with_parent() -> None:
+        set_handler(signum, None)  # SIG_DFL
+        prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signum)
+
+    return exit_with_parent

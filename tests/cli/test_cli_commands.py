@@ -207,6 +207,24 @@ def test_force_partially_and_processes(project):
     assert unknown.returncode == 2 and "no task named 'bb' (did you mean 'b'?)" in unknown.stderr
 
 
+def test_partially_is_repeatable(project):
+    make(project, pipeline=PIPELINE + "  - source: fns.noisy\n    product: out/noisy.txt\n")
+
+    both = nbpipe("build", "--partially", "noisy", "-p", "a", "--json", cwd=project)
+    assert both.returncode == 0, both.stderr
+    finished = [e["task"] for e in json_lines(both.stdout) if e["event"] == "task_finished"]
+    assert finished == ["a", "noisy"]  # each once, in the pipeline's order; not b
+    assert not (project / "out" / "b.txt").exists()
+
+    again = nbpipe("build", "-p", "b", "-p", "a", "-p", "b", "--json", cwd=project)
+    events = json_lines(again.stdout)
+    assert events[1]["tasks"] == ["a", "b"] and events[1]["to_run"] == ["b"]
+
+    unknown = nbpipe("build", "-p", "a", "-p", "x", "-p", "nosy", cwd=project)
+    assert unknown.returncode == 2
+    assert "no task named 'x'; no task named 'nosy' (did you mean 'noisy'?)" in unknown.stderr
+
+
 def test_task_command_builds_one_task(project):
     make(project)
 
@@ -238,6 +256,64 @@ def test_status(project):
     rows = {row["name"]: row for row in json_lines(after.stdout)[0]["tasks"]}
     assert rows["a"]["state"] == "up to date"
     assert rows["b"]["state"] == "outdated" and rows["b"]["reasons"] == ["source changed"]
+
+
+def test_status_json_describes_the_pipeline(project, tmp_path):
+    make(project)
+    notebook(project / "nb.py", body="print('hi')", parameters="upstream = ['b']")
+    write(project / "pipeline.yaml", PIPELINE + "  - source: nb.py\n    product: out/nb.ipynb\n")
+    # Whatever the user's code prints while the pipeline loads stays out of stdout.
+    (project / "fns.py").write_text("print('{not json')\n" + TASKS)
+
+    result = nbpipe("status", "-e", str(project), "--json", cwd=tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    [status] = json_lines(result.stdout)
+    assert status["v"] == 1 and status["format"] == "nbpipe-status"
+    assert status["entry_point"] == str(project / "pipeline.yaml")
+    assert status["dag"] == "project" and status["executor"].startswith("Serial")
+    assert status["warnings"] == []
+    assert status["edges"] == [["a", "b"], ["b", "nb"]]
+    a, b, nb = status["tasks"]
+    assert a == {
+        "name": "a",
+        "kind": "function",
+        "source": str(project / "fns.py"),
+        "function": "fns.a",
+        "upstream": [],
+        "products": [str(project / "out" / "a.txt")],
+        "state": "never built",
+        "reasons": [f"product {project / 'out' / 'a.txt'} does not exist"],
+        "last_built": None,
+        "last_status": "pending",
+    }
+    assert (b["kind"], b["upstream"]) == ("function", ["a"])
+    assert (nb["kind"], nb["source"], nb["function"]) == ("notebook", str(project / "nb.py"), None)
+    assert nb["upstream"] == ["b"] and nb["products"] == [str(project / "out" / "nb.ipynb")]
+    assert "{not json" in result.stderr
+
+    built = nbpipe("build", "-p", "a", cwd=project)
+    assert built.returncode == 0
+    after = json_lines(nbpipe("status", "--json", cwd=project).stdout)[0]
+    a = after["tasks"][0]
+    assert a["state"] == "up to date" and a["last_built"] > 0 and a["reasons"] == []
+
+
+def test_status_json_errors_are_json_on_stdout(project):
+    write(project / "pipeline.yaml", "tasks:\n  - source: missing.py\n")
+
+    result = nbpipe("status", "--json", cwd=project)
+
+    assert result.returncode == 2
+    [status] = json_lines(result.stdout)
+    assert "tasks" not in status
+    assert status["error"]["file"] == str(project / "pipeline.yaml")
+    assert status["error"]["line"] == 2 and status["error"]["type"]
+    assert "error: " in result.stderr  # for people, as without --json
+
+    none = nbpipe("status", "--json", cwd=project / "..")
+    [status] = json_lines(none.stdout)
+    assert none.returncode == 2 and "no pipeline.yaml" in status["error"]["message"]
 
 
 def test_plot(project):

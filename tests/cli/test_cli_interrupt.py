@@ -136,6 +136,42 @@ def test_interrupt_stops_kernels_and_leaves_no_product(project, executor, how, c
     assert left == []
 
 
+def test_a_build_whose_reader_is_gone_still_stops_cleanly(project, tmp_path):
+    """The server that read the JSON lines died (its end of the pipe is closed), then the build
+    got SIGTERM: events can no longer be written, and still the build stops as it should."""
+    notebook(project / "sleepy.py", body="import time\ntime.sleep(120)")
+    write(
+        project / "pipeline.yaml",
+        """
+        tasks:
+          - source: sleepy.py
+            product: out/sleepy.ipynb
+        """,
+    )
+    with open(tmp_path / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "nbpipe", "build", "--json"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
+    family = _wait_for_kernel(process)
+    process.stdout.close()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 143
+    log = (tmp_path / "stderr.txt").read_text()
+    assert "interrupted (SIGTERM)" in log and "Traceback" not in log, log
+    deadline = time.time() + 5
+    while _alive(family) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not _alive(family), {pid: family[pid] for pid in _alive(family)}
+    assert (
+        list(project.rglob(".nbpipe-*")) == [] and not (project / "out" / "sleepy.ipynb").exists()
+    )
+
+
 def test_interrupting_a_function_mid_write_leaves_no_staged_file(project):
     write(
         project / "slow.py",

@@ -129,6 +129,84 @@ async def test_pipeline_detail_graph_and_status(jp_fetch, jp_root_dir):
     assert detail["tasks"][0]["state"] == "outdated"
 
 
+TARGETS_CODE = """
+from pathlib import Path
+
+
+def a(product):
+    Path(product).write_text("a")
+
+
+def b(product, upstream):
+    Path(product).write_text(Path(upstream["a"]).read_text() + "b")
+
+
+def c(product):
+    Path(product).write_text("c")
+
+
+def d(product, upstream):  # c is named "-c" in the spec: a name that looks like an option
+    Path(product).write_text(Path(upstream["-c"]).read_text() + "d")
+
+
+def e(product):
+    Path(product).write_text("e")
+"""
+
+TARGETS_SPEC = """
+tasks:
+  - {source: targets_fns.a, product: out/a.txt}
+  - {source: targets_fns.b, product: out/b.txt}
+  - {source: targets_fns.c, product: out/c.txt, name: -c}
+  - {source: targets_fns.d, product: out/d.txt}
+  - {source: targets_fns.e, product: out/e.txt}
+"""
+
+
+async def test_a_build_of_several_target_tasks(jp_fetch, jp_root_dir):
+    folder = jp_root_dir / "targets"
+    folder.mkdir()
+    (folder / "targets_fns.py").write_text(TARGETS_CODE)
+    (folder / "pipeline.yaml").write_text(TARGETS_SPEC)
+    pipeline = "targets/pipeline.yaml"
+
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    assert code == 200, detail
+    assert sorted(detail["edges"]) == [["-c", "d"], ["a", "b"]]
+    kinds = {task["name"]: (task["kind"], task["source"]) for task in detail["tasks"]}
+    assert kinds["b"] == ("function", "targets/targets_fns.py")
+
+    # b and d, and what they need (a, and "-c": a name that looks like an option), not e.
+    # A name given twice is built once.
+    build_id = await start_build(jp_fetch, pipeline, tasks=["b", "d", "b"])
+    build = await wait_for(jp_fetch, build_id)
+    assert build["state"] == "success", build
+    assert build["targets"] == ["b", "d"]
+    assert {task["name"]: task["state"] for task in build["tasks"]} == {
+        "a": "executed",
+        "b": "executed",
+        "-c": "executed",
+        "d": "executed",
+    }
+    assert (folder / "out" / "d.txt").read_text() == "cd"
+    assert not (folder / "out" / "e.txt").exists()
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    states = {task["name"]: task["state"] for task in detail["tasks"]}
+    assert states == {
+        "a": "up to date",
+        "b": "up to date",
+        "-c": "up to date",
+        "d": "up to date",
+        "e": "never built",
+    }
+
+    # An unknown target: the build is recorded, and ends in error naming it.
+    build_id = await start_build(jp_fetch, pipeline, tasks=["e", "nope"])
+    build = await wait_for(jp_fetch, build_id)
+    assert build["state"] == "error" and "no task named 'nope'" in build["message"]
+    assert not (folder / "out" / "e.txt").exists()
+
+
 async def test_spec_error_is_a_4xx_with_the_message(jp_fetch, jp_root_dir):
     (jp_root_dir / "broken").mkdir()
     (jp_root_dir / "broken" / "pipeline.yaml").write_text("tasks:\n  - source: missing.py\n")
@@ -254,7 +332,9 @@ async def test_listing_skips_hidden_environments_and_deep_folders(jp_fetch, jp_r
         ({"pipeline": 3}, "pipeline"),
         ({"pipeline": "one/pipeline.yaml", "force": "yes"}, "force"),
         ({"pipeline": "one/pipeline.yaml", "tasks": "a"}, "tasks"),
-        ({"pipeline": "one/pipeline.yaml", "tasks": ["a", "b"]}, "one target"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": ["a", ""]}, "tasks"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": ["a\u0000"]}, "tasks"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": ["a"] * 1001}, "at most 1000"),
         ({"pipeline": "one/nothing.yaml"}, "no pipeline"),
         ({"pipeline": "one/a.py"}, "not a pipeline"),
     ],

@@ -118,3 +118,41 @@ async def test_history_survives_restarts_and_running_builds_end_interrupted(
     # The pipeline can build again.
     code, detail = await api(jp_fetch, "pipelines", "slow/pipeline.yaml")
     assert code == 200 and detail["building"] is None
+
+
+@pytest.mark.parametrize("executor", ["serial", "parallel"])
+def test_builds_stop_when_their_server_is_killed(tmp_path, executor):
+    """A server killed with SIGKILL cannot stop its builds: the kernel sends each build process
+    SIGTERM as its parent dies (Linux), and the build stops its kernel as on a cancel, without
+    waiting for the next server start."""
+    if procs.parent_death_signal() is None:
+        pytest.skip("needs PR_SET_PDEATHSIG (Linux)")
+    root = tmp_path / "root"
+    slow = write_pipeline(root, "slow", {"sleepy": SLEEPY}, executor=executor)
+    server = ServerProcess(root, tmp_path / "state", tmp_path / "server")
+    tree: list[int] = []
+    try:
+        build_id = server.build(slow)
+        server.wait(build_id, running("sleepy"))
+        tree = wait_for_kernel(server.process.pid)
+        out = root / "slow" / "out"
+        deadline = time.monotonic() + 30
+        while not staged_leftovers(out):  # the notebook is sleeping, its product half-written
+            assert time.monotonic() < deadline, "the notebook never wrote its staged product"
+            time.sleep(0.05)
+        server.signal(signal.SIGKILL)
+        killed = time.monotonic()
+        while any(alive(pid) for pid in tree) and time.monotonic() - killed < 10:
+            time.sleep(0.05)
+        took = time.monotonic() - killed
+        assert [pid for pid in tree if alive(pid)] == [], f"still running after {took:.1f} s"
+        assert took < 5, f"the build took {took:.1f} s to stop"
+    finally:
+        server.close()
+        for pid in tree:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    # The build stopped as on a cancel (a build process killed outright would have left its
+    # staged product behind).
+    assert not (out / "sleepy.txt").exists()
+    assert staged_leftovers(out) == []

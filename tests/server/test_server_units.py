@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -115,6 +119,48 @@ def test_process_identity_tells_reused_pids_apart():
     pid = int(me.split("@")[0])
     assert not procs.is_alive(f"{pid}@0")
     assert not procs.is_alive(None)
+
+
+PARENT_DIES = """
+import os, subprocess, sys, time
+from nbpipe.server import procs
+
+exit_with_parent = procs.parent_death_signal()
+if sys.argv[1] == "gone":  # the child's parent is not the process that made the function
+    if os.fork():
+        os._exit(0)
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                             preexec_fn=exit_with_parent)
+    print(child.wait(), flush=True)
+    sys.exit()
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                         preexec_fn=exit_with_parent)
+print(child.pid, flush=True)
+time.sleep(30)
+"""
+
+
+@pytest.mark.skipif(procs.parent_death_signal() is None, reason="Linux only")
+def test_children_get_sigterm_when_their_parent_dies():
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT_DIES, "dies"], stdout=subprocess.PIPE, text=True
+    )
+    child = int(parent.stdout.readline())
+    assert procs.identity(child) is not None
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while procs.identity(child) is not None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert procs.identity(child) is None
+
+    # A parent that died before the child could ask for the signal (here: the child's parent
+    # is another process than the one that made the function): the child ends itself.
+    # (The run ends when the forked process, which holds stdout too, has printed.)
+    gone = subprocess.run(
+        [sys.executable, "-c", PARENT_DIES, "gone"], capture_output=True, text=True, timeout=20
+    )
+    assert int(gone.stdout) == -signal.SIGTERM, gone
 
 
 def test_find_pipelines_bounds_and_skips(tmp_path):
