@@ -27,7 +27,8 @@ from nbpipe.spec.errors import (
     UpstreamError,
     YAMLSyntaxError,
 )
-from nbpipe.spec.loader import DAGSpec, TaskSpec, find_entry_point
+from nbpipe.spec.loader import DAGSpec, find_entry_point
+from nbpipe.spec.tasks import TaskSpec
 
 __all__ = [
     "CycleError",

@@ -1,0 +1,180 @@
+"""The commands: ``build``, ``task``, ``status`` and ``plot``, and loading the pipeline they act on.
+
+A handler takes the parsed arguments and an :class:`~nbpipe.cli.output.Output`, returns the exit
+code and raises for everything else (``main`` turns exceptions into messages). The spec loader and
+the engine are imported here, inside the handlers, never when the module is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from nbpipe.cli.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError
+from nbpipe.cli.parser import parse_env
+
+if TYPE_CHECKING:
+    import argparse
+
+    from nbpipe.cli.output import Output
+    from nbpipe.dag import DAG
+    from nbpipe.events import Event, Observer
+    from nbpipe.report import BuildReport
+
+
+def cmd_build(args: argparse.Namespace, output: Output) -> int:
+    dag = load_dag(args, output)
+    if args.processes:
+        from nbpipe.executors import Parallel
+
+        previous = dag.executor
+        dag.executor = Parallel(
+            processes=args.processes, start_method=getattr(previous, "start_method", None)
+        )
+    targets = list(dict.fromkeys(args.partially or []))
+    unknown = [name for name in targets if name not in dag]
+    if unknown:
+        raise UsageError(_unknown_task(unknown, dag))
+    return _build(
+        dag,
+        output,
+        lambda observers: (
+            dag.build_partially(targets, args.force, observers)
+            if targets
+            else dag.build(args.force, observers)
+        ),
+    )
+
+
+def cmd_task(args: argparse.Namespace, output: Output) -> int:
+    dag = load_dag(args, output)
+    if args.name not in dag:
+        raise UsageError(_unknown_task([args.name], dag))
+    task = dag[args.name]
+    missing = [
+        f"{name} ({file})"
+        for name, upstream in task.upstream.items()
+        for file in upstream.files
+        if not file.exists()
+    ]
+    if missing:
+        raise UsageError(
+            f"task {args.name!r} needs upstream products that do not exist yet: "
+            f"{', '.join(missing)}; run 'nbpipe build --partially {args.name}' to build them too"
+        )
+    return _build(dag, output, lambda observers: dag.build_task(task.name, args.force, observers))
+
+
+def cmd_status(args: argparse.Namespace, output: Output) -> int:
+    dag = load_dag(args, output)
+    output.status(dag, dag.status())
+    return EXIT_OK
+
+
+def cmd_plot(args: argparse.Namespace, output: Output) -> int:
+    if args.output and os.path.splitext(args.output)[1].lower() not in (".md", ".html", ".mmd"):
+        raise UsageError(f"-o {args.output}: the file must end in .md, .html or .mmd")
+    dag = load_dag(args, output)
+    diagram = dag.plot()
+    if args.output:
+        path = diagram.write(args.output)
+        print(f"Wrote {path}", file=sys.stderr)
+    else:
+        print(diagram.source)
+    return EXIT_OK
+
+
+#: The handler of each command, by the name ``args.command`` gives it.
+COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
+    "build": cmd_build,
+    "task": cmd_task,
+    "status": cmd_status,
+    "plot": cmd_plot,
+}
+
+
+# -- loading --------------------------------------------------------------------------------------
+def load_dag(args: argparse.Namespace, output: Output) -> DAG:
+    """The DAG of the entry point (a spec, a folder with one, or a dotted path to a factory)."""
+    env = parse_env(args.env)
+    entry = args.entry_point or os.environ.get("NBPIPE_ENTRY_POINT")
+    if entry and _is_dotted_factory(entry):
+        output.header(entry)
+        if env:
+            raise UsageError("--env applies to pipeline.yaml entry points only")
+        return _load_factory(entry)
+    from nbpipe.spec import DAGSpec, find_entry_point
+
+    if entry:
+        path = entry if not os.path.isdir(entry) else os.path.join(entry, "pipeline.yaml")
+    else:
+        path = str(find_entry_point())
+    output.header(os.path.abspath(path))
+    spec = DAGSpec(path, env=env)
+    output.warnings(spec.warnings)
+    return spec.to_dag()
+
+
+def _is_dotted_factory(entry: str) -> bool:
+    return (
+        not os.path.exists(entry)
+        and not entry.endswith((".yaml", ".yml"))
+        and "/" not in entry
+        and "." in entry
+        and all(part.isidentifier() for part in entry.split("."))
+    )
+
+
+def _load_factory(entry: str) -> DAG:
+    from nbpipe.dag import DAG
+    from nbpipe.spec.dotted import ensure_on_path, import_dotted
+
+    ensure_on_path(os.getcwd())
+    factory = import_dotted(entry, file=None, line=None, key="entry point", what="function")
+    dag = factory() if callable(factory) and not isinstance(factory, DAG) else factory
+    if not isinstance(dag, DAG):
+        raise UsageError(f"entry point {entry!r} returned {type(dag).__name__}, not a DAG")
+    return dag
+
+
+def _unknown_task(names: list[str], dag: DAG) -> str:
+    from nbpipe.spec.errors import did_you_mean
+
+    tasks = list(dag)
+    unknown = "; ".join(f"no task named {name!r}{did_you_mean(name, tasks)}" for name in names)
+    return f"{unknown}; tasks: {', '.join(tasks)}"
+
+
+# -- building -------------------------------------------------------------------------------------
+def _build(dag: DAG, output: Output, run: Callable[[Iterable[Observer]], BuildReport]) -> int:
+    """Run one of the DAG's build methods (``run`` calls it with the observers) and report it:
+    exit code 0 when it built, 1 when a task failed."""
+    from nbpipe.exceptions import DAGBuildError
+    from nbpipe.report import ReportCollector
+
+    dag.executor.print_progress = False  # the CLI shows its own progress
+    collector = ReportCollector()  # so the report exists even after an interrupt
+    failures = FailureDetails()
+    output.report_collector = collector
+    try:
+        report = run([collector, failures, *output.observers()])
+        code = EXIT_OK
+    except DAGBuildError as error:
+        report = error.report or collector.report
+        output.failed(error.failures, failures.details)
+        code = EXIT_TASK_FAILED
+    output.finished(report, code)
+    return code
+
+
+class FailureDetails:
+    """Observer keeping the structured details of each failed task (cell, line, partial copy)."""
+
+    def __init__(self):
+        self.details: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, event: Event) -> None:
+        if event.kind.value == "task_failed":
+            self.details[event.task] = event.details.get("details") or {}

@@ -1,0 +1,279 @@
+"""Step 2, ``DAGSpec.to_dag()``: the TaskSpecs of step 1 made into a DAG.
+
+Functions and hooks are imported (the spec's folder goes first on ``sys.path``), each notebook's
+parameters cell is read for its ``upstream`` (and, with ``meta.extract_product``, its
+``product``), the tasks are created and wired, and the graph is checked: unknown upstream names,
+cycles, two tasks writing one product, a product that would overwrite a source or the module of a
+task's function. Each function module and notebook is read once, however many grid tasks use it.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import graphlib
+import inspect
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nbpipe.spec.checks import HOOK_KEYS, Origin, check_products, make_executor
+from nbpipe.spec.dotted import ensure_on_path, import_callable
+from nbpipe.spec.errors import (
+    CycleError,
+    MissingKeyError,
+    MissingSourceError,
+    ProductError,
+    UpstreamError,
+    did_you_mean,
+    listing,
+)
+from nbpipe.spec.extract import MISSING, Declaration, function_upstream, read_notebook_declaration
+from nbpipe.spec.tasks import TaskSpec, read_product
+from nbpipe.spec.yamlfile import YamlMap, line_of, value_line
+
+if TYPE_CHECKING:
+    from nbpipe.dag import DAG
+
+#: A task's upstream names as declared, and where (file, line) for the errors about them.
+Declared = tuple[list[str], str | None, int | None]
+
+
+def assemble_dag(
+    tasks: list[TaskSpec], meta: dict[str, bool], data: Mapping, origin: Origin
+) -> DAG:
+    """A new DAG with the tasks, the spec's hooks (``data``'s top level) and a fresh executor."""
+    from nbpipe.dag import DAG
+
+    ensure_on_path(str(origin.folder))
+    dag = DAG(name=origin.folder.name, executor=make_executor(data, origin))
+    declared: dict[str, Declared] = {}
+    functions: dict[str, Callable] = {}
+    notebooks: dict[str, Declaration] = {}
+    for task in tasks:
+        if task.kind == "function":
+            fn = functions.get(task.source) or _import_function(task, origin)
+            functions[task.source] = fn
+            declared[task.name] = _function_upstream(task, fn, meta, origin)
+            _add_function(dag, task, fn)
+        else:
+            declaration = notebooks.get(task.options["source"]) or _read_notebook(task, origin)
+            notebooks[task.options["source"]] = declaration
+            declared[task.name] = _notebook_upstream(task, declaration, meta, origin)
+            _add_notebook(dag, task, declaration, origin)
+        _set_hooks(dag[task.name], task.entry, origin)
+    check_products(tasks, origin)
+    _check_function_sources(tasks, functions, origin)
+    _wire(dag, tasks, declared, origin)
+    _set_hooks(dag, data, origin)
+    return dag
+
+
+# -- functions ------------------------------------------------------------------------------------
+def _import_function(task: TaskSpec, origin: Origin) -> Callable:
+    if "." not in task.source.strip("."):
+        raise origin.error(
+            MissingSourceError,
+            f"source {task.source!r} of task {task.name!r} is neither a notebook file (no "
+            f"such file in {origin.folder}) nor a dotted path to a function such as "
+            "'tasks.make_data'",
+            line_of(task.entry, "source"),
+            key="source",
+            task=task.name,
+        )
+    return import_callable(
+        task.source,
+        file=origin.file,
+        line=line_of(task.entry, "source"),
+        key="source",
+        what="function",
+        folder=str(origin.folder),
+    )
+
+
+def _add_function(dag: DAG, task: TaskSpec, fn: Callable) -> None:
+    from nbpipe.tasks import PythonCallable
+
+    PythonCallable(fn, task.product, dag, name=task.name, params=task.params)
+
+
+def _function_upstream(
+    task: TaskSpec, fn: Callable, meta: dict[str, bool], origin: Origin
+) -> Declared:
+    """The ``upstream['x']`` names the function uses (or the spec's list when extraction is off)."""
+    if not meta["extract_upstream"]:
+        return task.upstream or [], origin.file, line_of(task.entry, "upstream") or task.line
+    names = function_upstream(fn)
+    try:
+        file = inspect.getsourcefile(fn)
+    except TypeError:
+        file = None
+    line = next(iter(names.values()), None)
+    return list(names), file, line
+
+
+def _check_function_sources(
+    tasks: list[TaskSpec], functions: dict[str, Callable], origin: Origin
+) -> None:
+    """No product is the module that defines a task's function."""
+    sources = {}
+    for fn in functions.values():
+        try:
+            path = inspect.getsourcefile(fn)
+        except TypeError:
+            continue
+        if path:
+            sources[os.path.normpath(os.path.abspath(path))] = fn
+    for task in tasks:
+        paths = task.product.values() if isinstance(task.product, dict) else [task.product]
+        for path in paths:
+            if path in sources:
+                raise origin.error(
+                    ProductError,
+                    f"task {task.name!r} has product {path}, which is the module that "
+                    "defines a task's function; a build would overwrite your code",
+                    value_line(task.entry, "product") or task.line,
+                    key="product",
+                    task=task.name,
+                )
+
+
+# -- notebooks ------------------------------------------------------------------------------------
+def _read_notebook(task: TaskSpec, origin: Origin) -> Declaration:
+    """What the notebook's parameters cell declares (``upstream``, ``product``)."""
+    from nbpipe.notebooks.source import NotebookSource
+
+    path = Path(task.options["source"])
+    line = line_of(task.entry, "source")
+    if not path.exists():
+        nearby = sorted(p.name for p in path.parent.glob("*") if p.suffix in (".py", ".ipynb"))
+        raise origin.error(
+            MissingSourceError,
+            f"task {task.name!r}: source {path} does not exist"
+            + (
+                f"{did_you_mean(path.name, nearby)}"
+                if path.parent.is_dir()
+                else f" (no folder {path.parent})"
+            ),
+            line,
+            key="source",
+            task=task.name,
+        )
+    try:
+        notebook = NotebookSource.read(path)
+    except Exception as error:
+        raise origin.error(
+            MissingSourceError,
+            f"task {task.name!r}: cannot read notebook {path}: {error}",
+            line,
+            key="source",
+            task=task.name,
+        ) from None
+    return read_notebook_declaration(path, notebook.notebook)
+
+
+def _add_notebook(dag: DAG, task: TaskSpec, declaration: Declaration, origin: Origin) -> None:
+    from nbpipe.tasks import NotebookRunner
+
+    if task.product is MISSING:
+        task.product = _extracted_product(task, declaration, origin)
+    options = dict(task.options)
+    source = options.pop("source")
+    NotebookRunner(source, task.product, dag, name=task.name, params=task.params, **options)
+
+
+def _extracted_product(task: TaskSpec, declaration: Declaration, origin: Origin) -> Any:
+    """The product the notebook declares (``meta.extract_product``), resolved like the spec's."""
+    product = declaration.product
+    if product is MISSING or product is None:
+        raise origin.error(
+            MissingKeyError,
+            f"task {task.name!r} has no 'product', and meta.extract_product found no "
+            f"`product = ...` in the parameters cell of {task.options['source']}",
+            task.line,
+            key="product",
+            task=task.name,
+        )
+    entry = YamlMap({"product": product}, line=task.line)
+    return read_product(product, entry, f"task {task.name!r} (from its notebook)", origin)
+
+
+def _notebook_upstream(
+    task: TaskSpec, declaration: Declaration, meta: dict[str, bool], origin: Origin
+) -> Declared:
+    """The notebook's ``upstream`` declaration (or the spec's list when extraction is off)."""
+    if not meta["extract_upstream"]:
+        return task.upstream or [], origin.file, line_of(task.entry, "upstream") or task.line
+    return declaration.upstream or [], task.options["source"], declaration.line
+
+
+# -- wiring and hooks -----------------------------------------------------------------------------
+def _wire(dag: DAG, tasks: list[TaskSpec], declared: dict[str, Declared], origin: Origin) -> None:
+    """Each task's declared upstream names (``*?[`` patterns match several) as graph edges,
+    after checking that they name other tasks and make no cycle."""
+    names = [task.name for task in tasks]
+    graph: dict[str, list[str]] = {}
+    for task in tasks:
+        wanted, file, line = declared[task.name]
+        parents: list[str] = []
+        for name in wanted:
+            if any(char in name for char in "*?["):
+                matches = [n for n in names if fnmatch.fnmatchcase(n, name) and n != task.name]
+                if not matches:
+                    raise UpstreamError(
+                        f"task {task.name!r} declares upstream {name!r}, which matches no "
+                        f"task; tasks: {listing(names)}",
+                        file=file,
+                        line=line,
+                        key="upstream",
+                        task=task.name,
+                    )
+                parents += matches
+            elif name not in names or name == task.name:
+                problem = (
+                    "itself"
+                    if name == task.name
+                    else f"{name!r}, which is not a task in {origin.file or 'the spec'}"
+                )
+                raise UpstreamError(
+                    f"task {task.name!r} declares upstream {problem}"
+                    f"{did_you_mean(name, [n for n in names if n != task.name])}; "
+                    f"tasks: {listing(names)}",
+                    file=file,
+                    line=line,
+                    key="upstream",
+                    task=task.name,
+                )
+            else:
+                parents.append(name)
+        graph[task.name] = list(dict.fromkeys(parents))
+    try:
+        graphlib.TopologicalSorter(graph).prepare()
+    except graphlib.CycleError as error:
+        cycle = list(reversed(error.args[1]))
+        first = next(t for t in tasks if t.name == cycle[0])
+        raise origin.error(
+            CycleError,
+            f"tasks depend on each other in a cycle: {' -> '.join(cycle)} (each one's "
+            "upstream declaration names the next's upstream); remove one of these links",
+            first.line,
+            task=first.name,
+        ) from None
+    for name, parents in graph.items():
+        for parent in parents:
+            dag[name].set_upstream(dag[parent])
+
+
+def _set_hooks(target: Any, entry: Mapping, origin: Origin) -> None:
+    """The hooks ``entry`` names (a task's, or the spec's top level for the DAG's), imported."""
+    for key in HOOK_KEYS:
+        if key in entry and entry[key] is not None:
+            hook = import_callable(
+                entry[key],
+                file=origin.file,
+                line=line_of(entry, key),
+                key=key,
+                what="hook function",
+                folder=str(origin.folder),
+            )
+            setattr(target, key, hook)

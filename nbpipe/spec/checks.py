@@ -1,0 +1,256 @@
+"""What both loading steps share: where the spec comes from (:class:`Origin`), the keys the format
+knows, and the checks of the spec as a whole: keys (Ploomber's that nbpipe ignores or lacks
+included), ``meta``, the executor, and task names and products (unique, never a source).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nbpipe.spec.dotted import check_keywords, ensure_on_path, import_dotted, plain
+from nbpipe.spec.errors import (
+    DuplicateTaskError,
+    InvalidValueError,
+    ProductError,
+    SpecError,
+    UnknownKeyError,
+    UnsupportedKeyError,
+    did_you_mean,
+    listing,
+)
+from nbpipe.spec.extract import MISSING
+from nbpipe.spec.yamlfile import line_of, value_line
+
+if TYPE_CHECKING:
+    from nbpipe.executors.base import Executor
+    from nbpipe.spec.tasks import TaskSpec
+
+logger = logging.getLogger("nbpipe.spec")
+
+TOP_LEVEL_KEYS = ("meta", "tasks", "executor", "on_render", "on_finish", "on_failure")
+META_KEYS = ("extract_upstream", "extract_product")
+HOOK_KEYS = ("on_render", "on_finish", "on_failure")
+
+#: Ploomber keys that change nothing in nbpipe: accepted with a warning.
+IGNORED = {
+    "meta": {
+        "jupyter_hot_reload": "nbpipe has no Jupyter contents-manager integration to reload",
+        "jupyter_functions_as_notebooks": "function tasks are not opened as notebooks",
+        "product_default_class": "every product is a file",
+    },
+    "task": {
+        "static_analysis": "parameters are not checked statically",
+        "local_execution": "notebooks always run with their folder as working directory",
+        "check_if_kernel_installed": "kernels are always checked before a build",
+    },
+}
+#: Ploomber keys whose feature nbpipe does not have: an error that says so.
+UNSUPPORTED = {
+    "top": ("clients", "serializer", "unserializer"),
+    "meta": ("source_loader", "import_tasks_from"),
+    "task": ("client", "product_client", "serializer", "unserializer", "debug_mode", "executor"),
+}
+#: Ploomber's Serial executor options that do not apply to nbpipe's.
+IGNORED_EXECUTOR_OPTIONS = ("build_in_subprocess", "catch_exceptions", "catch_warnings")
+
+
+@dataclass
+class Origin:
+    """Where a spec comes from: its file (None for a dict spec), which every error and warning
+    names, and the folder its relative paths resolve against. Warnings gather in ``warnings``."""
+
+    file: str | None
+    folder: Path
+    warnings: list[str] = field(default_factory=list)
+
+    def error(self, cls: type[SpecError], message: str, line: int | None, **kwargs) -> SpecError:
+        return cls(message, file=self.file, line=line, **kwargs)
+
+    def warn(self, message: str, line: int | None) -> None:
+        text = str(SpecError(message, file=self.file, line=line))
+        self.warnings.append(text)
+        logger.warning("%s", text)
+
+    def resolve(self, path: str) -> Path:
+        return Path(os.path.normpath(self.folder / os.path.expanduser(path)))
+
+
+def check_keys(
+    mapping: Mapping,
+    known: tuple[str, ...],
+    section: str,
+    where: str,
+    prefix: str,
+    origin: Origin,
+) -> None:
+    """Every key of ``mapping`` is in ``known``, or an ignored Ploomber key of ``section``
+    (a warning); an unsupported Ploomber key or an unknown one is an error."""
+    for key in mapping:
+        if key in known:
+            continue
+        line = line_of(mapping, key)
+        if key in IGNORED.get(section, {}):
+            origin.warn(f"{prefix}{key} is ignored: {IGNORED[section][key]}", line)
+            continue
+        if key in UNSUPPORTED.get(section, ()):
+            raise origin.error(
+                UnsupportedKeyError,
+                f"{prefix}{key} (a Ploomber feature) is not supported by nbpipe",
+                line,
+                key=f"{prefix}{key}",
+            )
+        options = [*known, *IGNORED.get(section, {})]
+        raise origin.error(
+            UnknownKeyError,
+            f"unknown key {key!r} in {where}{did_you_mean(key, options)}; "
+            f"valid keys: {listing(known)}",
+            line,
+            key=f"{prefix}{key}",
+        )
+
+
+def read_meta(data: Mapping, origin: Origin) -> dict[str, bool]:
+    """The spec's ``meta`` flags, defaults filled in."""
+    meta = data.get("meta")
+    values = {"extract_upstream": True, "extract_product": False}
+    if meta is None:
+        return values
+    if not isinstance(meta, dict):
+        raise origin.error(
+            InvalidValueError,
+            f"meta must be a mapping, not {type(meta).__name__}",
+            value_line(data, "meta"),
+            key="meta",
+        )
+    check_keys(meta, META_KEYS, "meta", "meta", "meta.", origin)
+    for key in META_KEYS:
+        if key in meta:
+            if not isinstance(meta[key], bool):
+                raise origin.error(
+                    InvalidValueError,
+                    f"meta.{key} must be true or false, not {meta[key]!r}",
+                    line_of(meta, key),
+                    key=f"meta.{key}",
+                )
+            values[key] = meta[key]
+    return values
+
+
+def make_executor(data: Mapping, origin: Origin, warn: bool = False) -> Executor:
+    """A new executor as the spec's ``executor`` describes it: ``serial`` (the default),
+    ``parallel``, or a mapping with the ``dotted_path`` of an Executor class and its options.
+    ``DAGSpec`` makes one to check the value (``warn``: about ignored Ploomber options), and
+    ``to_dag`` a fresh one for each DAG."""
+    from nbpipe.executors import Executor, Parallel, Serial
+
+    value = data.get("executor", "serial")
+    line = value_line(data, "executor")
+    if value in ("serial", None):
+        return Serial()
+    if value == "parallel":
+        return Parallel()
+    if isinstance(value, str):
+        raise origin.error(
+            InvalidValueError,
+            f"executor must be 'serial', 'parallel' or a mapping with a dotted_path, not "
+            f"{value!r}{did_you_mean(value, ['serial', 'parallel'])}",
+            line,
+            key="executor",
+        )
+    if not isinstance(value, dict) or "dotted_path" not in value:
+        raise origin.error(
+            InvalidValueError,
+            "executor given as a mapping needs a 'dotted_path' (e.g. "
+            "nbpipe.executors.Parallel) and the executor's options",
+            line,
+            key="executor",
+        )
+    ensure_on_path(str(origin.folder))
+    cls = import_dotted(
+        value["dotted_path"],
+        file=origin.file,
+        line=value_line(value, "dotted_path"),
+        key="executor.dotted_path",
+        folder=str(origin.folder),
+    )
+    if not (isinstance(cls, type) and issubclass(cls, Executor)):
+        raise origin.error(
+            InvalidValueError,
+            f"executor.dotted_path {value['dotted_path']!r} is not an nbpipe executor class "
+            "(nbpipe.executors.Serial, nbpipe.executors.Parallel or a subclass of "
+            "nbpipe.executors.Executor)",
+            value_line(value, "dotted_path"),
+            key="executor.dotted_path",
+        )
+    options = {}
+    for key, option in value.items():
+        if key == "dotted_path":
+            continue
+        if key in IGNORED_EXECUTOR_OPTIONS:
+            if warn:
+                origin.warn(f"executor.{key} is ignored (a Ploomber option)", line_of(value, key))
+            continue
+        options[key] = plain(option)
+    check_keywords(cls, options, file=origin.file, line=line, key="executor")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as error:
+        raise origin.error(InvalidValueError, f"executor: {error}", line, key="executor") from None
+
+
+def check_unique_names(tasks: list[TaskSpec], origin: Origin) -> None:
+    """No two tasks share a name (grid expansion included)."""
+    names: dict[str, TaskSpec] = {}
+    for task in tasks:
+        if task.name in names:
+            first = names[task.name]
+            raise origin.error(
+                DuplicateTaskError,
+                f"two tasks are named {task.name!r} (the other is on line {first.line}); "
+                "give one of them a different 'name'",
+                task.line,
+                key="name",
+                task=task.name,
+            )
+        names[task.name] = task
+
+
+def check_products(tasks: list[TaskSpec], origin: Origin) -> None:
+    """Each product belongs to one task and is no task's source notebook. Run again by
+    ``to_dag`` once products read from notebooks (``meta.extract_product``) are known."""
+    owners: dict[str, TaskSpec] = {}
+    sources = {str(task.source_path): task for task in tasks if task.source_path is not None}
+    for task in tasks:
+        if task.product is MISSING:
+            continue
+        paths = task.product.values() if isinstance(task.product, dict) else [task.product]
+        line = value_line(task.entry, "product") or task.line
+        for path in paths:
+            if path in sources:
+                owner = sources[path]
+                raise origin.error(
+                    ProductError,
+                    f"task {task.name!r} has product {path}, which is "
+                    + ("its own source" if owner is task else f"the source of task {owner.name!r}")
+                    + "; a build never overwrites a notebook: write products elsewhere "
+                    "(e.g. output/)",
+                    line,
+                    key="product",
+                    task=task.name,
+                )
+            if path in owners and owners[path] is not task:
+                other = owners[path]
+                raise origin.error(
+                    ProductError,
+                    f"tasks {other.name!r} (line {other.line}) and {task.name!r} both write "
+                    f"{path}; each product must belong to one task",
+                    line,
+                    key="product",
+                    task=task.name,
+                )
+            owners[path] = task

@@ -1,0 +1,373 @@
+"""Step 1 for the ``tasks`` list: each entry checked (keys, values), its kind decided (a notebook
+path or a function's dotted path), its ``grid`` expanded and its products resolved, giving one
+:class:`TaskSpec` per task. Nothing is imported and no notebook is read: that is ``to_dag``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+from nbpipe.spec import grid as grids
+from nbpipe.spec.checks import HOOK_KEYS, Origin, check_keys
+from nbpipe.spec.dotted import plain
+from nbpipe.spec.errors import (
+    GridError,
+    InvalidValueError,
+    MissingKeyError,
+    did_you_mean,
+    listing,
+)
+from nbpipe.spec.extract import MISSING
+from nbpipe.spec.yamlfile import YamlMap, line_of, value_line
+
+TASK_KEYS = (
+    "source",
+    "product",
+    "name",
+    "params",
+    "upstream",
+    "grid",
+    "nb_product_key",
+    "nbconvert_export_kwargs",
+    "kernelspec_name",
+    "papermill_params",
+    "on_render",
+    "on_finish",
+    "on_failure",
+)
+NOTEBOOK_ONLY_KEYS = (
+    "nb_product_key",
+    "nbconvert_export_kwargs",
+    "kernelspec_name",
+    "papermill_params",
+)
+
+#: Source extensions read as notebooks (``.ipynb``, or scripts jupytext reads).
+NOTEBOOK_SUFFIXES = (".ipynb", ".py", ".r", ".jl", ".md", ".rmd", ".qmd")
+
+
+@dataclass
+class TaskSpec:
+    """One task as the spec describes it, grid already expanded; paths are absolute."""
+
+    name: str
+    kind: str  # "notebook" | "function"
+    source: str  # as written in the spec
+    line: int | None
+    entry: YamlMap  # the task's mapping, for the lines of its keys
+    product: Any  # an absolute path or a dict of them
+    params: dict[str, Any] = field(default_factory=dict)
+    upstream: list[str] | None = None  # given in the spec (extract_upstream: false)
+    options: dict[str, Any] = field(default_factory=dict)  # NotebookRunner keyword arguments
+    grid_index: int | None = None
+
+    @property
+    def source_path(self) -> Path | None:
+        return None if self.kind == "function" else Path(self.options["source"])
+
+
+def read_tasks(data: Mapping, meta: dict[str, bool], origin: Origin) -> list[TaskSpec]:
+    """The TaskSpecs of the spec's ``tasks`` list, in order, grids expanded."""
+    if "tasks" not in data:
+        raise origin.error(
+            MissingKeyError,
+            "the spec has no 'tasks' list",
+            line_of(data) or 1,
+            key="tasks",
+        )
+    entries = data["tasks"]
+    if not isinstance(entries, list):
+        raise origin.error(
+            InvalidValueError,
+            f"tasks must be a list of task mappings, not {type(entries).__name__}",
+            value_line(data, "tasks"),
+            key="tasks",
+        )
+    tasks: list[TaskSpec] = []
+    for index, entry in enumerate(entries):
+        tasks += _read_task(index, entry, line_of(entries, index), meta, origin)
+    return tasks
+
+
+def _read_task(
+    index: int, entry: Any, line: int | None, meta: dict[str, bool], origin: Origin
+) -> list[TaskSpec]:
+    """The task of entry ``tasks[index]``, or its tasks when it has a ``grid``."""
+    where = f"tasks[{index}]"
+    if not isinstance(entry, dict):
+        raise origin.error(
+            InvalidValueError,
+            f"{where} must be a mapping with at least 'source' and 'product', not "
+            f"{type(entry).__name__} {entry!r}",
+            line,
+            key=where,
+        )
+    line = line_of(entry) or line
+    check_keys(entry, TASK_KEYS, "task", f"task {where}", "", origin)
+    if "source" not in entry:
+        raise origin.error(MissingKeyError, f"{where} has no 'source'", line, key=f"{where}.source")
+    source = entry["source"]
+    if not isinstance(source, str) or not source.strip():
+        raise origin.error(
+            InvalidValueError,
+            f"{where}.source must be a path to a notebook or a dotted path to a function, "
+            f"not {source!r}",
+            line_of(entry, "source"),
+            key=f"{where}.source",
+        )
+    kind = "notebook" if _is_path(source, origin) else "function"
+    _check_task_values(entry, where, kind, meta, origin)
+
+    options: dict[str, Any] = {}
+    if kind == "notebook":
+        options["source"] = str(origin.resolve(source))
+        for key in NOTEBOOK_ONLY_KEYS:
+            if key in entry:
+                options[key] = plain(entry[key])
+    else:
+        for key in NOTEBOOK_ONLY_KEYS:
+            if key in entry:
+                raise origin.error(
+                    InvalidValueError,
+                    f"{key} applies to notebook tasks only; {where}'s source {source!r} is a "
+                    "function",
+                    line_of(entry, key),
+                    key=f"{where}.{key}",
+                )
+
+    base_name = entry.get("name")
+    if base_name is None:
+        base_name = PurePath(source).stem if kind == "notebook" else source.rpartition(".")[2]
+    upstream = plain(entry.get("upstream")) if "upstream" in entry else None
+    if isinstance(upstream, str):
+        upstream = [upstream]
+    # The product as written: resolved below, once grid placeholders are filled in.
+    template = TaskSpec(
+        name=str(base_name),
+        kind=kind,
+        source=source,
+        line=line,
+        entry=entry,
+        product=entry.get("product", MISSING),
+        params=plain(entry.get("params") or {}),
+        upstream=upstream,
+        options=options,
+    )
+    if "grid" in entry:
+        return _expand_grid(template, where, origin)
+    if grids.has_placeholder(template.name) or _has_grid_placeholder(template.product):
+        raise origin.error(
+            GridError,
+            f"{where} uses [[placeholders]] but has no 'grid'",
+            line,
+            key=f"{where}.grid",
+        )
+    product = read_product(template.product, entry, where, origin)
+    return [dataclasses.replace(template, product=product)]
+
+
+def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpec]:
+    """One task per combination of the entry's ``grid``: named by its [[placeholders]] (else
+    numbered), its products' placeholders filled in (else numbered), the combination's values
+    added to its params."""
+    entry, base_name = template.entry, template.name
+    combos = grids.combinations(entry["grid"], origin.file, line_of(entry, "grid"))
+    clash = sorted(set(template.params) & {name for combo in combos for name in combo})
+    if clash:
+        raise origin.error(
+            GridError,
+            f"{where}: {', '.join(map(repr, clash))} is both in params and in the grid; keep "
+            "it in one",
+            line_of(entry, "grid"),
+            key=f"{where}.grid",
+        )
+    tasks = []
+    names_seen: dict[str, int] = {}
+    for i, combo in enumerate(combos):
+        if grids.has_placeholder(base_name):
+            name = grids.substitute(
+                base_name, combo, origin.file, line_of(entry, "name"), f"{where}.name"
+            )
+        else:
+            name = grids.indexed_name(base_name, i)
+        if name in names_seen:
+            raise origin.error(
+                GridError,
+                f"{where}: name {base_name!r} gives the same task name {name!r} to grid "
+                f"combinations {names_seen[name]} and {i}; put a [[placeholder]] for every "
+                "grid parameter in the name",
+                line_of(entry, "name") or template.line,
+                key=f"{where}.name",
+            )
+        names_seen[name] = i
+        product = _grid_product(template.product, combo, i, entry, where, origin)
+        tasks.append(
+            dataclasses.replace(
+                template,
+                name=name,
+                product=read_product(product, entry, where, origin),
+                params={**template.params, **plain(combo)},
+                grid_index=i,
+            )
+        )
+    return tasks
+
+
+def _check_task_values(
+    entry: Mapping, where: str, kind: str, meta: dict[str, bool], origin: Origin
+) -> None:
+    """The types of a task's values, and the keys that only go together with others."""
+
+    def must(key: str, ok: bool, expected: str) -> None:
+        if key in entry and not ok:
+            raise origin.error(
+                InvalidValueError,
+                f"{where}.{key} must be {expected}, not {entry[key]!r}",
+                line_of(entry, key),
+                key=f"{where}.{key}",
+            )
+
+    value = entry.get
+    must("name", isinstance(value("name"), (str, int)), "a string")
+    must("params", isinstance(value("params"), dict) or value("params") is None, "a mapping")
+    must(
+        "upstream",
+        value("upstream") is None
+        or isinstance(value("upstream"), str)
+        or (
+            isinstance(value("upstream"), list)
+            and all(isinstance(n, str) for n in value("upstream"))
+        ),
+        "a list of task names",
+    )
+    must(
+        "nb_product_key",
+        isinstance(value("nb_product_key"), str)
+        or (
+            isinstance(value("nb_product_key"), list)
+            and value("nb_product_key")
+            and all(isinstance(k, str) for k in value("nb_product_key"))
+        ),
+        "a product key or a list of them",
+    )
+    must("kernelspec_name", isinstance(value("kernelspec_name"), str), "a kernel name")
+    for key in ("papermill_params", "nbconvert_export_kwargs"):
+        must(key, isinstance(value(key), dict) or value(key) is None, "a mapping")
+    reserved = [key for key in (value("params") or {}) if key in ("product", "upstream")]
+    if reserved:
+        raise origin.error(
+            InvalidValueError,
+            f"{where}.params cannot be named {' or '.join(reserved)}: nbpipe passes those",
+            line_of(entry["params"], reserved[0]),
+            key=f"{where}.params.{reserved[0]}",
+        )
+    if "upstream" in entry and meta["extract_upstream"]:
+        raise origin.error(
+            InvalidValueError,
+            f"{where}.upstream is only read when meta.extract_upstream is false; with "
+            "extraction on (the default), upstream tasks come from the source's "
+            "`upstream` declaration. Remove this key, or set meta.extract_upstream: false",
+            line_of(entry, "upstream"),
+            key=f"{where}.upstream",
+        )
+    if "product" not in entry and not (meta["extract_product"] and kind == "notebook"):
+        raise origin.error(
+            MissingKeyError,
+            f"{where} has no 'product'"
+            + (
+                " (meta.extract_product reads it from notebooks only)"
+                if meta["extract_product"]
+                else ""
+            ),
+            line_of(entry),
+            key=f"{where}.product",
+        )
+    if "nb_product_key" in entry and isinstance(entry.get("product"), dict):
+        keys = entry["nb_product_key"]
+        keys = [keys] if isinstance(keys, str) else keys
+        unknown = [key for key in keys if key not in entry["product"]]
+        if unknown:
+            raise origin.error(
+                InvalidValueError,
+                f"{where}.nb_product_key {listing(unknown)} is not a key of its product"
+                f"{did_you_mean(unknown[0], entry['product'])}; product keys: "
+                f"{listing(entry['product'])}",
+                line_of(entry, "nb_product_key"),
+                key=f"{where}.nb_product_key",
+            )
+    for key in HOOK_KEYS:
+        if key in entry and not isinstance(entry[key], (str, dict)):
+            raise origin.error(
+                InvalidValueError,
+                f"{where}.{key} must be a dotted path or a mapping with dotted_path",
+                line_of(entry, key),
+                key=f"{where}.{key}",
+            )
+
+
+def _grid_product(
+    product: Any, combo: dict, index: int, entry: Mapping, where: str, origin: Origin
+) -> Any:
+    """The product of one grid task, as written: placeholders filled in, else numbered."""
+    if product is MISSING:
+        return product
+    line = value_line(entry, "product")
+
+    def one(path: Any, key: str) -> Any:
+        if not isinstance(path, str):
+            return path  # read_product reports the type error
+        if grids.has_placeholder(path):
+            return grids.substitute(path, combo, origin.file, line, key)
+        return grids.indexed_path(path, index)
+
+    if isinstance(product, dict):
+        return {key: one(path, f"{where}.product.{key}") for key, path in product.items()}
+    return one(product, f"{where}.product")
+
+
+def read_product(product: Any, entry: Mapping, where: str, origin: Origin) -> Any:
+    """A product as the spec (or a notebook) gives it, as an absolute path or a dict of them;
+    ``MISSING`` when it is to be read from the notebook (``meta.extract_product``)."""
+    line = value_line(entry, "product")
+    if product is MISSING:
+        return MISSING  # taken from the notebook (meta.extract_product) in to_dag
+    if isinstance(product, str) and product.strip():
+        return str(origin.resolve(product))
+    if isinstance(product, dict) and product:
+        resolved = {}
+        for key, path in product.items():
+            if not isinstance(path, str) or not path.strip():
+                raise origin.error(
+                    InvalidValueError,
+                    f"{where}.product.{key} must be a path, not {path!r}",
+                    line_of(entry.get("product"), key) or line,
+                    key=f"{where}.product.{key}",
+                )
+            resolved[str(key)] = str(origin.resolve(path))
+        return resolved
+    raise origin.error(
+        InvalidValueError,
+        f"{where}.product must be a path or a mapping of names to paths, not {product!r}",
+        line,
+        key=f"{where}.product",
+    )
+
+
+def _is_path(source: str, origin: Origin) -> bool:
+    """Whether ``source`` names a notebook file rather than a function's dotted path."""
+    return (
+        PurePath(source).suffix.lower() in NOTEBOOK_SUFFIXES
+        or "/" in source
+        or "\\" in source
+        or (origin.folder / source).exists()
+    )
+
+
+def _has_grid_placeholder(product: Any) -> bool:
+    if isinstance(product, dict):
+        return any(grids.has_placeholder(path) for path in product.values())
+    return grids.has_placeholder(product)
