@@ -1,0 +1,430 @@
+/**
+ * The sidebar panel: a thin view of the controller's state (`model.ts` decides everything).
+ */
+import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
+import { Message } from '@lumino/messaging';
+import * as React from 'react';
+
+import { PipelineController } from './controller';
+import { pipelineIcon } from './icons';
+import {
+  BUILD_LABEL,
+  BuildSummary,
+  BuildTask,
+  buildElapsed,
+  canBuild,
+  canCancel,
+  DISPLAY_LABEL,
+  formatDuration,
+  isActive,
+  PanelState,
+  Product,
+  TaskError,
+  TaskRow,
+  taskElapsed,
+  taskLayers
+} from './model';
+
+/** What the panel asks JupyterLab to do. */
+export interface IPanelActions {
+  /**
+   * Open a file of the server root in JupyterLab (a notebook, a CSV...). `asNotebook`: a task's
+   * source that is a notebook, maybe a percent script (opened as a notebook when jupytext is there).
+   */
+  open(path: string, asNotebook?: boolean): void;
+  /** Open a file as the server serves it, in a new browser tab (an HTML report). */
+  openInBrowserTab(path: string): void;
+}
+
+export class PipelinePanel extends ReactWidget {
+  constructor(
+    readonly controller: PipelineController,
+    private readonly _actions: IPanelActions
+  ) {
+    super();
+    this.id = 'nbpipe-panel';
+    this.addClass('jp-nbpipe-panel');
+    this.title.icon = pipelineIcon;
+    this.title.caption = 'Pipelines (nbpipe)';
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'nbpipe pipelines');
+  }
+
+  protected onAfterShow(msg: Message): void {
+    super.onAfterShow(msg);
+    void this.controller.refresh();
+  }
+
+  render(): JSX.Element {
+    return (
+      <UseSignal signal={this.controller.changed}>
+        {() => <PanelView controller={this.controller} actions={this._actions} />}
+      </UseSignal>
+    );
+  }
+}
+
+function PanelView(props: { controller: PipelineController; actions: IPanelActions }): JSX.Element {
+  const { controller, actions } = props;
+  const state = controller.state;
+  const [force, setForce] = React.useState(false);
+  const now = useClock(isActive(state.build));
+  const layers = taskLayers(state);
+  return (
+    <div className="jp-nbpipe-body">
+      <header className="jp-nbpipe-header">
+        <h2 className="jp-nbpipe-title">Pipelines</h2>
+      </header>
+      <Picker state={state} onSelect={path => controller.select(path)} />
+      <div className="jp-nbpipe-actions" role="toolbar" aria-label="Build actions">
+        <button
+          type="button"
+          className="jp-mod-styled jp-mod-accept jp-nbpipe-build"
+          disabled={!canBuild(state)}
+          aria-label={force ? 'Build pipeline, forcing every task' : 'Build pipeline'}
+          title="Build the outdated tasks (with Force: every task)"
+          onClick={() => void controller.build({ force })}
+        >
+          {state.request === 'build' ? 'Starting…' : 'Build pipeline'}
+        </button>
+        <label className="jp-nbpipe-force" title="Rebuild every task, even those up to date">
+          <input
+            type="checkbox"
+            checked={force}
+            aria-label="Force: rebuild every task"
+            onChange={event => setForce(event.target.checked)}
+          />
+          Force
+        </label>
+        <button
+          type="button"
+          className="jp-mod-styled jp-mod-warn jp-nbpipe-cancel"
+          disabled={!canCancel(state)}
+          aria-label="Cancel the build"
+          title="Stop the running build: its kernels stop, unfinished products are discarded"
+          onClick={() => void controller.cancel()}
+        >
+          {state.build?.state === 'cancelling' ? 'Cancelling…' : 'Cancel'}
+        </button>
+      </div>
+      <BuildStatus state={state} now={now} />
+      {state.notice && (
+        <div className="jp-nbpipe-notice" role="alert">
+          {state.notice}
+        </div>
+      )}
+      {state.detailError && (
+        <div className="jp-nbpipe-spec-error" role="alert">
+          <strong>The pipeline cannot be loaded.</strong> {state.detailError}
+        </div>
+      )}
+      {state.detail?.warnings.map(warning => (
+        <div key={warning} className="jp-nbpipe-warning">
+          {warning}
+        </div>
+      ))}
+      <section className="jp-nbpipe-section" aria-label="Tasks">
+        <h3 className="jp-nbpipe-section-title">Tasks</h3>
+        {layers.length === 0 && state.selected && !state.detailError && (
+          <div className="jp-nbpipe-empty">Loading…</div>
+        )}
+        <ol className="jp-nbpipe-dag" aria-label="Tasks, upstream first">
+          {layers.map((layer, index) => (
+            <li key={index} className="jp-nbpipe-layer" data-layer={index}>
+              <ul className="jp-nbpipe-layer-tasks">
+                {layer.map(row => (
+                  <TaskItem key={row.name} row={row} state={state} now={now} actions={actions} />
+                ))}
+              </ul>
+            </li>
+          ))}
+        </ol>
+      </section>
+      <History state={state} now={now} />
+    </div>
+  );
+}
+
+/** Re-renders every second while `ticking` (running tasks show their elapsed time). */
+function useClock(ticking: boolean): number {
+  const [now, setNow] = React.useState(() => Date.now() / 1000);
+  React.useEffect(() => {
+    if (!ticking) {
+      return;
+    }
+    const timer = setInterval(() => setNow(Date.now() / 1000), 1000);
+    return () => clearInterval(timer);
+  }, [ticking]);
+  return ticking ? now : Date.now() / 1000;
+}
+
+function Picker(props: { state: PanelState; onSelect: (path: string) => void }): JSX.Element {
+  const { state } = props;
+  if (state.pipelines === null) {
+    return <div className="jp-nbpipe-picker jp-nbpipe-empty">Looking for pipelines…</div>;
+  }
+  if (!state.pipelines.length) {
+    return (
+      <div className="jp-nbpipe-picker jp-nbpipe-empty">
+        No <code>pipeline.yaml</code> under the server root.
+      </div>
+    );
+  }
+  return (
+    <label className="jp-nbpipe-picker">
+      <span className="jp-nbpipe-picker-label">Pipeline</span>
+      <select
+        className="jp-mod-styled"
+        aria-label="Pipeline"
+        value={state.selected ?? ''}
+        onChange={event => props.onSelect(event.target.value)}
+      >
+        {state.pipelines.map(p => (
+          <option key={p.path} value={p.path}>
+            {p.path}
+            {p.building ? ' (building)' : ''}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+function BuildStatus(props: { state: PanelState; now: number }): JSX.Element {
+  const { state, now } = props;
+  const build = state.build;
+  let text = '';
+  if (!state.connected) {
+    text = 'Connection to the server lost';
+  } else if (build) {
+    const elapsed = formatDuration(buildElapsed(build, now, state.skew));
+    const verb = isActive(build) ? 'Build' : 'Last build';
+    text = `${verb} ${BUILD_LABEL[build.state] ?? build.state}${elapsed ? ` · ${elapsed}` : ''}`;
+  } else if (state.detail) {
+    text = 'Never built from JupyterLab';
+  }
+  const explain =
+    build && !isActive(build) && build.message && build.state !== 'success' ? build.message : null;
+  return (
+    <div
+      className="jp-nbpipe-status"
+      role="status"
+      aria-live="polite"
+      data-build-state={build?.state ?? ''}
+      data-connected={state.connected ? 'true' : 'false'}
+    >
+      <span>{text}</span>
+      {explain && <div className="jp-nbpipe-status-message">{explain}</div>}
+    </div>
+  );
+}
+
+function TaskItem(props: {
+  row: TaskRow;
+  state: PanelState;
+  now: number;
+  actions: IPanelActions;
+}): JSX.Element {
+  const { row, state, now, actions } = props;
+  const run = row.run;
+  const elapsed = run ? formatDuration(taskElapsed(run, now, state.skew)) : '';
+  const label = row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
+  // What the pipeline's status says now, when it differs from what the last build left.
+  const stale =
+    row.status && row.status !== 'up to date' && !isActive(state.build) && !state.detailStale;
+  return (
+    <li className="jp-nbpipe-task" data-task={row.name} data-state={row.display}>
+      <div className="jp-nbpipe-task-line">
+        <span className={`jp-nbpipe-dot jp-nbpipe-dot-${row.display}`} aria-hidden="true" />
+        {row.source ? (
+          <button
+            type="button"
+            className="jp-nbpipe-link jp-nbpipe-task-name"
+            aria-label={`Open the source of task ${row.name}: ${row.source}`}
+            title={`Open ${row.source}`}
+            onClick={() => actions.open(row.source!, row.kind === 'notebook')}
+          >
+            {row.name}
+          </button>
+        ) : (
+          <span className="jp-nbpipe-task-name">{row.name}</span>
+        )}
+        <span
+          className="jp-nbpipe-task-state"
+          title={row.display === 'skipped' ? 'Up to date: not rebuilt' : undefined}
+        >
+          {label}
+          {elapsed &&
+          (row.display === 'running' || row.display === 'done' || row.display === 'failed')
+            ? ` · ${elapsed}`
+            : ''}
+        </span>
+      </div>
+      {row.upstream.length > 0 && (
+        <div className="jp-nbpipe-task-upstream">
+          <span aria-hidden="true">↑ </span>
+          <span className="jp-nbpipe-visually-hidden">upstream: </span>
+          {row.upstream.join(', ')}
+        </div>
+      )}
+      {stale && row.display !== 'idle' && row.status && (
+        <div className="jp-nbpipe-task-now">now: {row.status}</div>
+      )}
+      {run && run.detail && row.display !== 'failed' && (
+        <div className="jp-nbpipe-task-detail">{run.detail}</div>
+      )}
+      <Products task={row.name} products={row.products} actions={actions} />
+      {run?.error && <Failure task={run} error={run.error} actions={actions} />}
+    </li>
+  );
+}
+
+function Products(props: {
+  task: string;
+  products: Product[];
+  actions: IPanelActions;
+}): JSX.Element | null {
+  const { products, actions } = props;
+  if (!products.length) {
+    return null;
+  }
+  return (
+    <ul className="jp-nbpipe-products" aria-label={`Products of ${props.task}`}>
+      {products.map(product => {
+        const name = product.path.slice(product.path.lastIndexOf('/') + 1);
+        if (!product.in_root) {
+          return (
+            <li key={product.path} title={product.path}>
+              {name}
+            </li>
+          );
+        }
+        if (/\.html?$/i.test(name)) {
+          return (
+            <li key={product.path}>
+              <button
+                type="button"
+                className="jp-nbpipe-link"
+                data-product={product.path}
+                aria-label={`Open the report ${product.path} in a new browser tab`}
+                title={`Open ${product.path} in a new browser tab`}
+                onClick={() => actions.openInBrowserTab(product.path)}
+              >
+                {name} ↗
+              </button>
+            </li>
+          );
+        }
+        return (
+          <li key={product.path}>
+            <button
+              type="button"
+              className="jp-nbpipe-link"
+              data-product={product.path}
+              aria-label={`Open ${product.path}`}
+              title={`Open ${product.path}`}
+              onClick={() => actions.open(product.path)}
+            >
+              {name}
+            </button>
+          </li>
+        );
+      })}
+    </ul>
+  );
+}
+
+// eslint-disable-next-line no-control-regex
+const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
+
+function Failure(props: {
+  task: BuildTask;
+  error: TaskError;
+  actions: IPanelActions;
+}): JSX.Element {
+  const { error, actions } = props;
+  const where =
+    error.cell_index !== undefined && error.cell_index !== null
+      ? `cell ${error.cell_index + 1}${error.line ? `, line ${error.line}` : ''}`
+      : null;
+  const traceback = (error.traceback || error.message || '').replace(ANSI, '');
+  return (
+    <div className="jp-nbpipe-failure" role="group" aria-label={`Error of ${props.task.name}`}>
+      <div className="jp-nbpipe-failure-summary">{error.summary}</div>
+      {where && error.code && (
+        <div className="jp-nbpipe-failure-code">
+          <span className="jp-nbpipe-failure-where">{where}:</span> <code>{error.code}</code>
+        </div>
+      )}
+      {traceback && (
+        <details className="jp-nbpipe-traceback">
+          <summary>Traceback</summary>
+          <pre>{traceback}</pre>
+        </details>
+      )}
+      {error.partial_path && (
+        <button
+          type="button"
+          className="jp-nbpipe-link"
+          aria-label={`Open the partially executed notebook ${error.partial_path}`}
+          onClick={() => actions.open(error.partial_path!)}
+        >
+          Open the partially executed notebook
+        </button>
+      )}
+    </div>
+  );
+}
+
+function History(props: { state: PanelState; now: number }): JSX.Element | null {
+  const { state, now } = props;
+  if (!state.selected) {
+    return null;
+  }
+  return (
+    <section className="jp-nbpipe-section" aria-label="Build history">
+      <h3 className="jp-nbpipe-section-title">History</h3>
+      {state.history.length === 0 ? (
+        <div className="jp-nbpipe-empty">No builds yet.</div>
+      ) : (
+        <ul className="jp-nbpipe-history">
+          {state.history.map(build => (
+            <HistoryItem key={build.id} build={build} now={now} skew={state.skew} />
+          ))}
+        </ul>
+      )}
+    </section>
+  );
+}
+
+function HistoryItem(props: { build: BuildSummary; now: number; skew: number }): JSX.Element {
+  const { build, now, skew } = props;
+  const when = new Date(build.created * 1000);
+  const duration = formatDuration(buildElapsed(build, now, skew));
+  const counts = Object.entries(build.counts ?? {})
+    .filter(([, n]) => n > 0)
+    .map(([state, n]) => `${n} ${state.replace('_', ' ')}`)
+    .join(', ');
+  return (
+    <li className="jp-nbpipe-history-item" data-build={build.id} data-state={build.state}>
+      <span className={`jp-nbpipe-dot jp-nbpipe-dot-build-${build.state}`} aria-hidden="true" />
+      <span className="jp-nbpipe-history-state">{BUILD_LABEL[build.state] ?? build.state}</span>
+      <time dateTime={when.toISOString()} title={when.toLocaleString()}>
+        {when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
+        {isToday(when) ? '' : ` ${when.toLocaleDateString()}`}
+      </time>
+      <span className="jp-nbpipe-history-duration">{duration}</span>
+      {build.force && <span className="jp-nbpipe-tag">forced</span>}
+      {(counts || build.message) && (
+        <div className="jp-nbpipe-history-detail">
+          {counts}
+          {build.message && build.state !== 'success' ? ` — ${build.message}` : ''}
+        </div>
+      )}
+    </li>
+  );
+}
+
+function isToday(date: Date): boolean {
+  return date.toDateString() === new Date().toDateString();
+}
