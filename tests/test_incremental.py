@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from engine_tasks import concat, write_name, write_param
@@ -109,3 +110,26 @@ def test_notebook_code_edits_rebuild_exactly_the_affected_tasks(workdir):
     dag = notebook_dag()
     assert dag.status()["first"].reasons == ["source changed"]
     assert ran(dag.build()) == {"first", "second"}
+
+
+def test_opening_an_executed_notebook_does_not_outdate_downstream(workdir):
+    """JupyterLab may save an executed notebook that a user opens; its data products still count."""
+    write_notebook(
+        workdir / "first.ipynb",
+        "from pathlib import Path\nPath(product['data']).write_text(Path(upstream['raw']).read_text())",
+        parameters="upstream = ['raw']\nproduct = None",
+    )
+    write_notebook(
+        workdir / "second.ipynb",
+        "print(upstream)",
+        parameters="upstream = ['first']\nproduct = None",
+    )
+    write_notebook(workdir / "other.ipynb", "print('other')")
+    notebook_dag().build()
+
+    later = time.time() + 5
+    os.utime("first_out.ipynb", (later, later))  # as if saved by JupyterLab
+    assert ran(notebook_dag().build()) == set()
+
+    os.utime("first.txt", (later, later))  # a data product changed
+    assert ran(notebook_dag().build()) == {"second"}

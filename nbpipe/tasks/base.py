@@ -184,9 +184,11 @@ class Task:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def _upstream_fingerprints(self) -> dict[str, Any]:
-        return {
-            name: map_files(task.product, File.fingerprint) for name, task in self.upstream.items()
-        }
+        return {name: task.product_fingerprints() for name, task in self.upstream.items()}
+
+    def product_fingerprints(self) -> Any:
+        """What downstream tasks record of this task's products, to notice when they change."""
+        return map_files(self.product, File.fingerprint)
 
     # -- after a successful run (in the scheduling process) -------------------------------------
     def commit(self, staged: Product) -> None:

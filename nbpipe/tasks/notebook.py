@@ -87,6 +87,20 @@ class NotebookRunner(Task):
             return [self.product[key] for key in self.nb_product_key if key in self.product]
         return [self.product]
 
+    def product_fingerprints(self) -> Any:
+        """Executed notebooks and their reports count by their build record, not their file:
+        opening one in JupyterLab (which may save it) must not make downstream tasks outdated.
+        Data products count by their file, so editing or touching one does."""
+        renditions = {file.absolute() for file in self.notebook_files()}
+
+        def fingerprint(file: File) -> str | None:
+            if file.absolute() in renditions:
+                record = file.read_metadata()
+                return f"built:{record.get('timestamp')}" if record else None
+            return file.fingerprint()
+
+        return map_files(self.product, fingerprint)
+
     def problems(self) -> list[str]:
         if not self.source.exists():
             return [f"source notebook {self.source} does not exist"]
