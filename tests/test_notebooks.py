@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 import uuid
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from engine_tasks import write_name
-from notebook_files import write_notebook
+from notebook_files import processes_with_marker, write_notebook
 
 from nbpipe import DAG
 from nbpipe.events import TaskStatus
@@ -166,19 +165,6 @@ def test_pdf_without_tex_is_a_render_error(workdir):
     NotebookRunner("nb.ipynb", File("report.pdf"), dag)
     with pytest.raises(DAGRenderError, match=r"report.pdf: a .pdf product needs xelatex"):
         dag.render()
-
-
-def processes_with_marker(marker: str) -> list[int]:
-    """Live processes (workers, kernels) whose environment carries ``marker``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and entry.name != str(os.getpid()):
-            try:
-                if marker.encode() in (entry / "environ").read_bytes():
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, monkeypatch):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -83,8 +84,27 @@ def init_worker(imports: tuple[str, ...] = ()) -> None:
     (papermill, nbformat) are paid here, once per worker."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    for module in imports:
-        importlib.import_module(module)
+    if imports:
+        _import_without_iri_checker(imports)
+
+
+def _import_without_iri_checker(modules: tuple[str, ...]) -> None:
+    """Imports ``modules`` (papermill, nbformat) while hiding ``rfc3987_syntax``.
+
+    nbformat imports jsonschema, whose format checkers import ``rfc3987_syntax`` when installed
+    (jupyter_events pulls it in); that module compiles a grammar at import, most of a second per
+    worker. nbformat never validates the "iri" format it serves. Hidden only for these imports:
+    afterwards the module imports normally, though this worker's jsonschema keeps no "iri" check.
+    """
+    hidden = "rfc3987_syntax" not in sys.modules
+    if hidden:
+        sys.modules["rfc3987_syntax"] = None  # makes `import rfc3987_syntax` raise ImportError
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    finally:
+        if hidden:
+            del sys.modules["rfc3987_syntax"]
 
 
 def _exit_on_sigterm(signum, frame):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+import time
+import uuid
 from pathlib import Path
 
 import nbformat
@@ -12,7 +14,9 @@ import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
+from jupyter_client import KernelManager
 from nbclient import NotebookClient
+from notebook_files import processes_with_marker
 
 from nbpipe.events import TaskStatus
 
@@ -223,3 +227,55 @@ def test_end_to_end_in_a_real_kernel(workdir):
     assert notebook.cells[2].outputs[0]["text"].strip() == "executed"
     saved = json.loads((workdir / "driver.ipynb").read_text())
     assert "output/summarise.html" in json.dumps(saved["cells"][1]["outputs"])
+
+
+def test_interrupting_the_kernel_stops_the_build_and_its_workers(workdir, monkeypatch):
+    marker = f"NBPIPE_TEST_{uuid.uuid4().hex}"
+    monkeypatch.setenv(marker, "1")  # the driver kernel, the build's workers and kernels inherit it
+    make_pipeline(workdir, extra="import time\ntime.sleep(120)", executor="parallel")
+    manager = KernelManager(kernel_name="python3")
+    manager.start_kernel(cwd=str(workdir))
+    client = manager.client()
+    client.start_channels()
+    try:
+        client.wait_for_ready(timeout=60)
+        client.execute_interactive("%load_ext nbpipe", timeout=60)
+        outputs = []
+        message_id = client.execute("report = %pipeline build")
+        deadline = time.time() + 60
+        while len(processes_with_marker(marker)) < 4 and time.time() < deadline:
+            time.sleep(0.2)  # driver kernel, two workers, the sleeping notebook's kernel
+        time.sleep(1)
+        manager.interrupt_kernel()
+        while True:
+            message = client.get_iopub_msg(timeout=30)
+            if message["parent_header"].get("msg_id") != message_id:
+                continue
+            outputs.append(message)
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+        shown = json.dumps([m["content"] for m in outputs])
+        assert "Build interrupted" in shown
+
+        def left_behind() -> list[bytes]:
+            """Workers and kernels of the build; not the driver kernel, nor multiprocessing's
+            resource tracker, which serves the driver for as long as it lives."""
+            commands = []
+            for pid in processes_with_marker(marker):
+                try:
+                    commands.append(Path(f"/proc/{pid}/cmdline").read_bytes())
+                except OSError:  # it just ended
+                    continue
+                if pid == manager.provisioner.pid or b"resource_tracker" in commands[-1]:
+                    commands.pop()
+            return commands
+
+        deadline = time.time() + 10
+        while left_behind() and time.time() < deadline:
+            time.sleep(0.2)
+        assert left_behind() == []
+        assert not list((workdir / "output").glob(".nbpipe-*")), "no staged product left"
+        assert not (workdir / "output/summarise.html").exists()
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
