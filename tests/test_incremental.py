@@ -72,6 +72,21 @@ def test_products_move_with_their_metadata(workdir):
     assert ran(moved.build()) == set()
 
 
+def write_notebooks(folder: Path) -> None:
+    """The sources of ``notebook_dag``."""
+    write_notebook(
+        folder / "first.ipynb",
+        "from pathlib import Path\nPath(product['data']).write_text(Path(upstream['raw']).read_text())",
+        parameters="upstream = ['raw']\nproduct = None",
+    )
+    write_notebook(
+        folder / "second.ipynb",
+        "print(upstream)",
+        parameters="upstream = ['first']\nproduct = None",
+    )
+    write_notebook(folder / "other.ipynb", "print('other')")
+
+
 def notebook_dag() -> DAG:
     """raw (callable) -> first (notebook) -> second (notebook); other (notebook) alone."""
     dag = DAG(executor="parallel")
@@ -86,17 +101,7 @@ def notebook_dag() -> DAG:
 
 
 def test_notebook_code_edits_rebuild_exactly_the_affected_tasks(workdir):
-    write_notebook(
-        workdir / "first.ipynb",
-        "from pathlib import Path\nPath(product['data']).write_text(Path(upstream['raw']).read_text())",
-        parameters="upstream = ['raw']\nproduct = None",
-    )
-    write_notebook(
-        workdir / "second.ipynb",
-        "print(upstream)",
-        parameters="upstream = ['first']\nproduct = None",
-    )
-    write_notebook(workdir / "other.ipynb", "print('other')")
+    write_notebooks(workdir)
     assert ran(notebook_dag().build()) == {"raw", "first", "second", "other"}
     assert ran(notebook_dag().build()) == set()
 
@@ -114,17 +119,7 @@ def test_notebook_code_edits_rebuild_exactly_the_affected_tasks(workdir):
 
 def test_opening_an_executed_notebook_does_not_outdate_downstream(workdir):
     """JupyterLab may save an executed notebook that a user opens; its data products still count."""
-    write_notebook(
-        workdir / "first.ipynb",
-        "from pathlib import Path\nPath(product['data']).write_text(Path(upstream['raw']).read_text())",
-        parameters="upstream = ['raw']\nproduct = None",
-    )
-    write_notebook(
-        workdir / "second.ipynb",
-        "print(upstream)",
-        parameters="upstream = ['first']\nproduct = None",
-    )
-    write_notebook(workdir / "other.ipynb", "print('other')")
+    write_notebooks(workdir)
     notebook_dag().build()
 
     later = time.time() + 5
