@@ -232,18 +232,25 @@ class DAG:
         return StatusReport(rows)
 
     # -- build ----------------------------------------------------------------------------------
-    def build(self, force: bool = False, observers: Iterable[Observer] = ()) -> BuildReport:
+    def build(
+        self,
+        force: bool = False,
+        show_progress: bool | None = None,
+        observers: Iterable[Observer] = (),
+    ) -> BuildReport:
         """Builds outdated tasks (all with ``force``) and returns the report.
 
         Raises DAGBuildError when a task failed (its downstream tasks are aborted, the rest is
-        built). ``observers`` receive every build event (see ``nbpipe.events``).
+        built). ``show_progress`` draws a progress bar on stdout (default: the executor's
+        ``print_progress``). ``observers`` receive every build event (see ``nbpipe.events``).
         """
-        return self._build(self._ordered(), force, observers)
+        return self._build(self._ordered(), force, observers, show_progress)
 
     def build_partially(
         self,
         target: str | Iterable[str],
         force: bool = False,
+        show_progress: bool | None = None,
         observers: Iterable[Observer] = (),
     ) -> BuildReport:
         """Builds ``target`` (a task's name, or several names) and the tasks they need, nothing
@@ -251,7 +258,7 @@ class DAG:
         targets = [target] if isinstance(target, str) else list(target)
         if not targets:
             raise ValueError("build_partially needs at least one task name")
-        return self._build(self._with_upstream(targets), force, observers)
+        return self._build(self._with_upstream(targets), force, observers, show_progress)
 
     def build_task(
         self, name: str, force: bool = False, observers: Iterable[Observer] = ()
@@ -259,13 +266,21 @@ class DAG:
         """Builds the one task ``name`` (if outdated), not its upstream tasks."""
         return self._build([self[name]], force, observers)
 
-    def _build(self, tasks: list[Task], force: bool, observers: Iterable[Observer]) -> BuildReport:
+    def _build(
+        self,
+        tasks: list[Task],
+        force: bool,
+        observers: Iterable[Observer],
+        show_progress: bool | None = None,
+    ) -> BuildReport:
+        if show_progress is None:
+            show_progress = self.executor.print_progress
         collector = ReportCollector()
         stream = EventStream(
             [
                 self._track_status,
                 collector,
-                ProgressObserver(self.executor.print_progress),
+                ProgressObserver(show_progress),
                 *observers,
             ]
         )

@@ -69,3 +69,20 @@ def test_example_pipeline_builds(tmp_path, monkeypatch):
     html = (tmp_path / "report.html").read_text()
     assert "Top region" in html and "Total revenue was" in html
     assert (tmp_path / "clean.csv").read_text().startswith("date,region,product,units,unit_price")
+
+
+def test_ploomber_build_keywords(workdir, capsys):
+    """Ploomber code calls build(force=..., show_progress=...): same meaning here."""
+    from engine_tasks import write_name
+
+    from nbpipe import DAG
+    from nbpipe.products import File
+    from nbpipe.tasks import PythonCallable
+
+    dag = DAG()
+    PythonCallable(write_name, File("a.txt"), dag=dag)
+    dag.build(force=True, show_progress=False)
+    assert "Building" not in capsys.readouterr().out
+    dag.build(force=True, show_progress=True)
+    assert "1/1" in capsys.readouterr().out
+    dag.build_partially("write_name", force=True, show_progress=False)

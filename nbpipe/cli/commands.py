@@ -41,9 +41,9 @@ def cmd_build(args: argparse.Namespace, output: Output) -> int:
         dag,
         output,
         lambda observers: (
-            dag.build_partially(targets, args.force, observers)
+            dag.build_partially(targets, force=args.force, observers=observers)
             if targets
-            else dag.build(args.force, observers)
+            else dag.build(force=args.force, observers=observers)
         ),
     )
 
