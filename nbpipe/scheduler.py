@@ -99,7 +99,10 @@ class Build:
             {module for name in self.to_run for module in self.tasks[name].worker_imports}
         )
 
-        with executor.pool(imports) as pool:
+        warm_up = next(
+            (w for name in self.to_run if (w := self.tasks[name].worker_warm_up())), None
+        )
+        with executor.pool(imports, warm_up) as pool:
             try:
                 while ready or running:
                     while ready and self.stop_reason is None and len(running) < executor.processes:

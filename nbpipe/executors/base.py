@@ -29,8 +29,11 @@ class Executor:
         raise NotImplementedError
 
     @contextmanager
-    def pool(self, imports: Sequence[str] = ()) -> Iterator[Pool]:
-        """A pool for one build; workers may import ``imports`` ahead of their first job."""
+    def pool(
+        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+    ) -> Iterator[Pool]:
+        """A pool for one build; workers may import ``imports`` and run ``warm_up`` (e.g. start
+        the first notebook's kernel) ahead of their first job."""
         raise NotImplementedError
         yield
 

@@ -53,8 +53,11 @@ class Parallel(Executor):
         return f"Parallel(processes={self._processes}, start_method={self.start_method!r})"
 
     @contextmanager
-    def pool(self, imports: Sequence[str] = ()) -> Iterator[ProcessPool]:
-        pool = ProcessPool(self.processes, multiprocessing.get_context(self.start_method), imports)
+    def pool(
+        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+    ) -> Iterator[ProcessPool]:
+        context = multiprocessing.get_context(self.start_method)
+        pool = ProcessPool(self.processes, context, imports, warm_up)
         try:
             yield pool
         finally:
@@ -65,10 +68,13 @@ class ProcessPool:
     """A ProcessPoolExecutor that replaces itself when a worker dies (segfault, OOM kill), so
     one crashing task fails alone instead of taking the rest of the build with it."""
 
-    def __init__(self, processes: int, context, imports: Sequence[str]):
+    def __init__(
+        self, processes: int, context, imports: Sequence[str], warm_up: Callable[[], None] | None
+    ):
         self._processes = processes
         self._context = context
         self._imports = tuple(imports)
+        self._warm_up = warm_up
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
@@ -76,7 +82,7 @@ class ProcessPool:
             self._processes,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._imports,),
+            initargs=(self._imports, self._warm_up),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:

@@ -36,8 +36,12 @@ class Serial(Executor):
         return 1
 
     @contextmanager
-    def pool(self, imports: Sequence[str] = ()) -> Iterator[InlinePool]:
+    def pool(
+        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+    ) -> Iterator[InlinePool]:
         try:
+            if warm_up is not None:
+                warm_up()
             yield InlinePool()
         finally:
             from nbpipe.notebooks.kernels import shutdown_warm_kernels

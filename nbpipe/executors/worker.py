@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,7 +79,7 @@ def _user_frames(error: BaseException):
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def init_worker(imports: tuple[str, ...] = ()) -> None:
+def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], None] | None = None) -> None:
     """Worker start-up: the scheduler alone handles Ctrl-C; SIGTERM unwinds the task so that
     papermill shuts its kernel down instead of leaving it orphaned. Slow imports the tasks need
     (papermill, nbformat) are paid here, once per worker."""
@@ -86,6 +87,8 @@ def init_worker(imports: tuple[str, ...] = ()) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if imports:
         _import_without_iri_checker(imports)
+    if warm_up is not None:
+        warm_up()
 
 
 def _import_without_iri_checker(modules: tuple[str, ...]) -> None:

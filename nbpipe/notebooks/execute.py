@@ -32,7 +32,7 @@ class NotebookJob:
     parameters: dict[str, Any]
     kernel_name: str
     language: str
-    cwd: str
+    kernel_key: tuple[str, str, tuple[str, ...]]  # kernel name, working directory, arguments
     outputs: list[tuple[str, str]]  # (staged path, extension) per product that gets the notebook
     partial_path: str
     shown_paths: dict[str, str] = field(default_factory=dict)  # staged path -> real path
@@ -61,13 +61,12 @@ def execute(job: NotebookJob) -> None:
         "language": job.language,
         "progress_bar": False,
         "request_save_on_cell_execute": False,
-        "cwd": job.cwd,
+        "cwd": job.kernel_key[1],  # papermill_params may override it, and then the key has it too
         **job.papermill_params,
     }
-    key = (job.kernel_name, job.cwd, tuple(options.get("extra_arguments", ())))
-    kernel = take_warm_kernel(key)
+    kernel = take_warm_kernel(job.kernel_key)
     if job.warm_next:
-        warm_kernel(key)
+        warm_kernel(job.kernel_key)
     partial = Path(job.partial_path)
     scratch = partial.parent / f".nbpipe-{new_token()}-{partial.name}"
     try:

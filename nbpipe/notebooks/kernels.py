@@ -1,8 +1,9 @@
 """Warm kernels: the next notebook's kernel starts while the current notebook runs.
 
 Every notebook runs in a fresh kernel, and starting one costs most of a second (the kernel imports
-IPython). A process that will run another notebook starts that kernel ahead of time, so the next
-task finds it ready. A warm kernel is never reused: it runs exactly one notebook, then is shut down.
+IPython). A worker starts the first notebook's kernel as it starts, and a process that will run
+another notebook starts that kernel during the current one, so the next task finds it ready. A
+warm kernel is never reused: it runs exactly one notebook, then is shut down.
 
 At most one kernel is kept warm per process, keyed by what its start depends on (kernel name,
 working directory, arguments); a task whose key differs shuts it down and starts its own. Warm

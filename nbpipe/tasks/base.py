@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nbpipe.events import TaskStatus
@@ -118,6 +118,10 @@ class Task:
 
     #: Modules a worker should import before this task's first job (slow imports, paid once).
     worker_imports: tuple[str, ...] = ()
+
+    def worker_warm_up(self) -> Callable[[], None] | None:
+        """Something picklable a worker may run when it starts, to get this task going faster."""
+        return None
 
     def refresh(self) -> None:
         """Forget anything read from the source, so edits since the last render count."""

@@ -7,14 +7,16 @@ product named in ``nb_product_key``, converted by extension (``.ipynb``, ``.html
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbpipe.exceptions import MissingKernelError
 from nbpipe.notebooks.convert import format_problem
 from nbpipe.notebooks.execute import NotebookJob
+from nbpipe.notebooks.kernels import KernelKey, warm_kernel
 from nbpipe.notebooks.source import NotebookSource, kernel_language, quiet_kernel_arguments
 from nbpipe.products import File, MultiProduct, Product, files_of, map_files
 from nbpipe.tasks.base import Task
@@ -140,6 +142,17 @@ class NotebookRunner(Task):
             problems.append(f"params cannot be named {' or '.join(reserved)}: nbpipe injects those")
         return problems
 
+    def kernel_key(self) -> KernelKey:
+        """What this notebook's kernel start depends on: a warm kernel must match it."""
+        arguments = self.papermill_params.get(
+            "extra_arguments", quiet_kernel_arguments(self.kernel_name)
+        )
+        cwd = self.papermill_params.get("cwd", self.source.parent)
+        return (self.kernel_name, os.path.abspath(cwd), tuple(arguments))
+
+    def worker_warm_up(self) -> Callable[[], None]:
+        return functools.partial(warm_kernel, self.kernel_key())
+
     def make_job(self, staged: Product, more_to_come: bool = False) -> NotebookJob:
         parameters: dict[str, Any] = {
             "product": map_files(staged, File.absolute),
@@ -163,13 +176,13 @@ class NotebookRunner(Task):
             parameters=parameters,
             kernel_name=self.kernel_name,
             language=kernel_language(self.kernel_name),
-            cwd=str(self.source.parent.absolute()),
+            kernel_key=self.kernel_key(),
             outputs=outputs,
             partial_path=str(first.path.parent.absolute() / f"{first.path.stem}.failed.ipynb"),
             shown_paths={temp.absolute(): real for real, temp in staged_files.items()},
             export_kwargs=self.nbconvert_export_kwargs,
             papermill_params={
-                "extra_arguments": quiet_kernel_arguments(self.kernel_name),
+                "extra_arguments": list(self.kernel_key()[2]),
                 **self.papermill_params,
             },
             warm_next=more_to_come,
