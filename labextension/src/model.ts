@@ -258,20 +258,9 @@ export function select(state: PanelState, path: string | null): Result {
   if (path === state.selected && state.detail) {
     return { state, effects: {} };
   }
+  const { pipelines, connected, skew } = state;
   return {
-    state: {
-      ...state,
-      selected: path,
-      detail: null,
-      detailStale: false,
-      detailError: null,
-      build: null,
-      pending: [],
-      loading: null,
-      history: [],
-      request: null,
-      notice: null
-    },
+    state: { ...initialState(), pipelines, connected, skew, selected: path },
     effects: path ? { reloadDetail: true, reloadHistory: true } : {}
   };
 }
