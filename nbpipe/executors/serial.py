@@ -39,11 +39,6 @@ class Serial(Executor):
     def pool(
         self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
     ) -> Iterator[InlinePool]:
-        try:
-            if warm_up is not None:
-                warm_up()
-            yield InlinePool()
-        finally:
-            from nbpipe.notebooks.kernels import shutdown_warm_kernels
-
-            shutdown_warm_kernels()
+        """Jobs run in this process, whose imports and signals belong to the caller: the warm-up
+        hints (worker imports, warm kernels) are for worker processes and are not used here."""
+        yield InlinePool()

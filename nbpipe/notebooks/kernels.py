@@ -5,6 +5,10 @@ IPython). A worker starts the first notebook's kernel as it starts, and a proces
 another notebook starts that kernel during the current one, so the next task finds it ready. A
 warm kernel is never reused: it runs exactly one notebook, then is shut down.
 
+Only worker processes keep warm kernels. The building process itself (the Serial executor, the
+CLI, a notebook's kernel running ``%pipeline``) does not: its signal handling belongs to its
+caller, and a kernel starting there races with a Ctrl-C.
+
 At most one kernel is kept warm per process, keyed by what its start depends on (kernel name,
 working directory, arguments); a task whose key differs shuts it down and starts its own. Warm
 kernels are shut down when the build's pool closes: by ``shutdown_warm_kernels`` (in-process
@@ -41,14 +45,14 @@ def warm_kernel(key: KernelKey) -> None:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    if key in _warm:
+    if key in _warm or multiprocessing.parent_process() is None:
         return
     shutdown_warm_kernels()
     kernel_name, cwd, arguments = key
     manager = AsyncKernelManager(kernel_name=kernel_name)
     run_sync(manager.start_kernel)(cwd=cwd, extra_arguments=list(arguments))
     _warm[key] = manager
-    if _finaliser is None and multiprocessing.parent_process() is not None:
+    if _finaliser is None:
         # worker processes skip atexit; multiprocessing runs finalisers with a priority on exit
         _finaliser = Finalize(None, shutdown_warm_kernels, exitpriority=100)
 
