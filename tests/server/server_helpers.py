@@ -156,3 +156,14 @@ def staged_leftovers(folder: Path) -> list[str]:
     if not folder.exists():
         return []
     return [name for name in os.listdir(folder) if name.startswith(".nbpipe-")]
+
+
+async def events_until_ended(ws, build_id: str) -> list[dict[str, Any]]:
+    """The event-bus messages of one build, read from ``ws`` up to its ``build_ended``; closes it."""
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["event"] != "build_ended":
+        data = json.loads(await asyncio.wait_for(ws.read_message(), 15))
+        if data.get("build_id") == build_id:
+            events.append(data)
+    ws.close()
+    return events

@@ -11,6 +11,7 @@ import pytest
 from server_helpers import (
     alive,
     api,
+    events_until_ended,
     kernel_pids,
     staged_leftovers,
     start_build,
@@ -92,19 +93,13 @@ async def test_cancel_stops_kernel_and_leaves_no_product(jp_fetch, jp_root_dir, 
 
 async def test_cancel_event_sequence(jp_fetch, jp_ws_fetch, jp_root_dir):
     """The event bus tells the whole story: cancelling, then the tasks cancelled, then ended."""
-    import json
 
     pipeline = write_pipeline(jp_root_dir, "slow", {"sleepy": SLEEPY})
     ws = await jp_ws_fetch("api", "events", "subscribe")
     build_id = await start_build(jp_fetch, pipeline)
     await wait_for_task(jp_fetch, build_id, "sleepy", "running")
     await api(jp_fetch, "builds", build_id, "cancel", method="POST")
-    events = []
-    while not events or events[-1]["event"] != "build_ended":
-        data = json.loads(await asyncio.wait_for(ws.read_message(), 15))
-        if data.get("build_id") == build_id:
-            events.append(data)
-    ws.close()
+    events = await events_until_ended(ws, build_id)
     kinds = [event["event"] for event in events]
     assert kinds.index("build_cancelling") < kinds.index("build_ended")
     assert events[-1]["state"] == "cancelled"

@@ -4,7 +4,14 @@ dies, a cancel that comes before the build got going."""
 from __future__ import annotations
 
 import pytest
-from server_helpers import api, start_build, wait_for, write_functions, write_text
+from server_helpers import (
+    api,
+    events_until_ended,
+    start_build,
+    wait_for,
+    write_functions,
+    write_text,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -89,8 +96,6 @@ class TestAnotherRelease:
 async def test_events_of_a_crashed_build_still_settle_every_task(
     jp_fetch, jp_ws_fetch, jp_root_dir
 ):
-    import asyncio
-    import json
 
     pipeline = write_functions(
         jp_root_dir,
@@ -99,12 +104,7 @@ async def test_events_of_a_crashed_build_still_settle_every_task(
     )
     ws = await jp_ws_fetch("api", "events", "subscribe")
     build_id = await start_build(jp_fetch, pipeline)
-    events = []
-    while not events or events[-1]["event"] != "build_ended":
-        data = json.loads(await asyncio.wait_for(ws.read_message(), 15))
-        if data.get("build_id") == build_id:
-            events.append(data)
-    ws.close()
+    events = await events_until_ended(ws, build_id)
     last = {}
     for event in events:
         if event["task"]:
