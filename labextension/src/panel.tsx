@@ -299,33 +299,25 @@ function Products(props: {
             </li>
           );
         }
-        if (/\.html?$/i.test(name)) {
-          return (
-            <li key={product.path}>
-              <button
-                type="button"
-                className="jp-nbpipe-link"
-                data-product={product.path}
-                aria-label={`Open the report ${product.path} in a new browser tab`}
-                title={`Open ${product.path} in a new browser tab`}
-                onClick={() => actions.openInBrowserTab(product.path)}
-              >
-                {name} ↗
-              </button>
-            </li>
-          );
-        }
+        // A report opens in a browser tab; anything else (notebooks, data) in JupyterLab.
+        const report = /\.html?$/i.test(name);
         return (
           <li key={product.path}>
             <button
               type="button"
               className="jp-nbpipe-link"
               data-product={product.path}
-              aria-label={`Open ${product.path}`}
-              title={`Open ${product.path}`}
-              onClick={() => actions.open(product.path)}
+              aria-label={
+                report
+                  ? `Open the report ${product.path} in a new browser tab`
+                  : `Open ${product.path}`
+              }
+              title={report ? `Open ${product.path} in a new browser tab` : `Open ${product.path}`}
+              onClick={() =>
+                report ? actions.openInBrowserTab(product.path) : actions.open(product.path)
+              }
             >
-              {name}
+              {report ? `${name} ↗` : name}
             </button>
           </li>
         );
