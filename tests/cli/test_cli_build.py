@@ -7,15 +7,6 @@ import json
 import pytest
 from cli_helpers import json_lines, nbpipe, notebook, outputs_of, write
 
-
-@pytest.fixture
-def project(tmp_path):
-    """The project folder; tests write pipeline.yaml and its sources into it."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    return folder
-
-
 REFERENCE = """
 executor: parallel
 

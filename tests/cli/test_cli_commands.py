@@ -6,17 +6,7 @@ import subprocess
 import sys
 import time
 
-import pytest
 from cli_helpers import json_lines, nbpipe, notebook, write
-
-
-@pytest.fixture
-def project(tmp_path):
-    """The project folder; tests write pipeline.yaml and its sources into it."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    return folder
-
 
 TASKS = """
 from pathlib import Path

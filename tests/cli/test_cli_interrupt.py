@@ -14,14 +14,6 @@ import pytest
 from cli_helpers import json_lines, notebook, write
 
 
-@pytest.fixture
-def project(tmp_path):
-    """The project folder; tests write pipeline.yaml and its sources into it."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    return folder
-
-
 def _processes() -> dict[int, tuple[int, str, str]]:
     """pid -> (parent pid, state, command line) for every process, read from /proc."""
     table = {}

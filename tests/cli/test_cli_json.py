@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from cli_helpers import json_lines, nbpipe, write
 
 from nbpipe.events import EVENT_SCHEMA_VERSION
-
-
-@pytest.fixture
-def project(tmp_path):
-    """The project folder; tests write pipeline.yaml and its sources into it."""
-    folder = tmp_path / "project"
-    folder.mkdir()
-    return folder
-
 
 TASKS = """
 from pathlib import Path
