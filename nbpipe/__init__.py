@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 from nbpipe._version import __version__
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
 __all__ = ["DAG", "__version__", "load_ipython_extension", "unload_ipython_extension"]
 
 
 def __getattr__(name: str):
     if name == "DAG":
-        from nbpipe.dag import DAG
+        from nbpipe.engine.dag import DAG
 
         return DAG
     if name in ("load_ipython_extension", "unload_ipython_extension"):  # %load_ext nbpipe

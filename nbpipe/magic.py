@@ -28,11 +28,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import HTML, display
 
-from nbpipe.events import Event, EventKind
-from nbpipe.report import ReportCollector
+from nbpipe.engine.events import Event, EventKind
+from nbpipe.engine.report import ReportCollector
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
 SAFE_START_METHOD = "spawn"
 
@@ -83,7 +83,7 @@ class PipelineMagics(Magics):
 
     # -- finding the pipeline -------------------------------------------------------------------
     def _load(self, variable: str | None, entry_point: str | None) -> DAG:
-        from nbpipe.dag import DAG
+        from nbpipe.engine.dag import DAG
 
         if variable is not None:
             value = self.shell.user_ns.get(variable)

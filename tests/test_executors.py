@@ -20,7 +20,7 @@ from engine_tasks import (
 )
 
 from nbpipe import DAG
-from nbpipe.events import EventKind, TaskStatus
+from nbpipe.engine.events import EventKind, TaskStatus
 from nbpipe.exceptions import DAGBuildEarlyStop, DAGBuildError
 from nbpipe.executors import Parallel
 from nbpipe.products import File

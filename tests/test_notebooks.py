@@ -13,7 +13,7 @@ from engine_tasks import write_name
 from notebook_files import processes_with_marker, write_notebook
 
 from nbpipe import DAG
-from nbpipe.events import TaskStatus
+from nbpipe.engine.events import TaskStatus
 from nbpipe.exceptions import DAGBuildError, DAGRenderError
 from nbpipe.executors import Parallel
 from nbpipe.products import File

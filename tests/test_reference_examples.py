@@ -8,7 +8,7 @@ from pathlib import Path
 
 from notebook_files import write_notebook
 
-from nbpipe.events import TaskStatus
+from nbpipe.engine.events import TaskStatus
 
 
 def test_parallel_signature_and_dag_executor_values():

@@ -160,7 +160,7 @@ export const FINAL_TASK_STATES: ReadonlySet<string> = new Set([
   'cancelled'
 ]);
 
-/** The task state after each engine task event (nbpipe.events.STATUS_AFTER). */
+/** The task state after each engine task event (nbpipe.engine.events.STATUS_AFTER). */
 const STATE_AFTER: { [event: string]: TaskState } = {
   task_queued: 'queued',
   task_skipped: 'skipped',

@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     import argparse
 
     from nbpipe.cli.output import Output
-    from nbpipe.dag import DAG
-    from nbpipe.events import Event, Observer
-    from nbpipe.report import BuildReport
+    from nbpipe.engine.dag import DAG
+    from nbpipe.engine.events import Event, Observer
+    from nbpipe.engine.report import BuildReport
 
 
 def cmd_build(args: argparse.Namespace, output: Output) -> int:
@@ -128,7 +128,7 @@ def _is_dotted_factory(entry: str) -> bool:
 
 
 def _load_factory(entry: str) -> DAG:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
     from nbpipe.spec.dotted import ensure_on_path, import_dotted
 
     ensure_on_path(os.getcwd())
@@ -151,8 +151,8 @@ def _unknown_task(names: list[str], dag: DAG) -> str:
 def _build(dag: DAG, output: Output, run: Callable[[Iterable[Observer]], BuildReport]) -> int:
     """Run one of the DAG's build methods (``run`` calls it with the observers) and report it:
     exit code 0 when it built, 1 when a task failed."""
+    from nbpipe.engine.report import ReportCollector
     from nbpipe.exceptions import DAGBuildError
-    from nbpipe.report import ReportCollector
 
     dag.executor.print_progress = False  # the CLI shows its own progress
     collector = ReportCollector()  # so the report exists even after an interrupt

@@ -20,10 +20,10 @@ from nbpipe.cli.errors import describe_error, error_dict, say, signal_exit_code
 from nbpipe.cli.output import Output, setup_logging
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
-    from nbpipe.events import Event, Observer
-    from nbpipe.report import BuildReport
-    from nbpipe.status import StatusReport, TaskState
+    from nbpipe.engine.dag import DAG
+    from nbpipe.engine.events import Event, Observer
+    from nbpipe.engine.report import BuildReport
+    from nbpipe.engine.status import StatusReport, TaskState
     from nbpipe.tasks import Task
 
 #: The ``--json`` lines format; its version is the engine's EVENT_SCHEMA_VERSION.
@@ -41,7 +41,7 @@ class _JsonStdout(Output):
     def __init__(self):
         import json
 
-        from nbpipe.events import EVENT_SCHEMA_VERSION
+        from nbpipe.engine.events import EVENT_SCHEMA_VERSION
 
         self._json = json
         self.version = EVENT_SCHEMA_VERSION

@@ -18,10 +18,10 @@ from nbpipe.cli.errors import describe_error, signal_exit_code
 if TYPE_CHECKING:
     import logging
 
-    from nbpipe.dag import DAG
-    from nbpipe.events import Event, Observer
-    from nbpipe.report import BuildReport, ReportCollector
-    from nbpipe.status import StatusReport
+    from nbpipe.engine.dag import DAG
+    from nbpipe.engine.events import Event, Observer
+    from nbpipe.engine.report import BuildReport, ReportCollector
+    from nbpipe.engine.status import StatusReport
 
 
 class Output:
@@ -152,7 +152,7 @@ def _with_short_paths(report: BuildReport) -> BuildReport:
 def _with_short_paths_status(status: StatusReport) -> StatusReport:
     import dataclasses
 
-    from nbpipe.status import StatusReport
+    from nbpipe.engine.status import StatusReport
 
     return StatusReport(
         [dataclasses.replace(row, products=[_short(p) for p in row.products]) for row in status]

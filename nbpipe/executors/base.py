@@ -1,4 +1,4 @@
-"""Executors decide *where* jobs run; the scheduler loop (``nbpipe.scheduler``) is shared.
+"""Executors decide *where* jobs run; the scheduler loop (``nbpipe.engine.scheduler``) is shared.
 
 An executor opens a pool with a ``concurrent.futures``-style ``submit`` and says how many jobs may
 run at once. Serial runs each job inline in the scheduling process; Parallel in worker processes.

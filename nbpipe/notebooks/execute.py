@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nbpipe.engine.products import new_token
 from nbpipe.exceptions import NotebookExecutionError
 from nbpipe.notebooks.convert import export
 from nbpipe.notebooks.kernels import take_warm_kernel, warm_kernel
 from nbpipe.notebooks.source import INJECTED_TAG
-from nbpipe.products import new_token
 
 
 @dataclass

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbpipe.events import EVENT_SCHEMA_VERSION, STATUS_AFTER, EventKind
+from nbpipe.engine.events import EVENT_SCHEMA_VERSION, STATUS_AFTER, EventKind
 from nbpipe.server import procs
 from nbpipe.server.errors import ApiError, Conflict, NotFound, TooManyBuilds
 from nbpipe.server.store import StoreThread

@@ -19,7 +19,7 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from nbpipe.events import EVENT_SCHEMA_VERSION
+from nbpipe.engine.events import EVENT_SCHEMA_VERSION
 from nbpipe.server import procs, views
 from nbpipe.server.builds import BuildManager
 from nbpipe.server.discovery import canonical, find_pipelines, resolve_pipeline

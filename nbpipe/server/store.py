@@ -10,7 +10,7 @@ dedicated thread (``StoreThread``) so that disk stalls never block the server's 
 so that writes stay in the order the events arrived.
 
 Records follow the engine's events (``apply_event``): a task's state after an event comes from
-``nbpipe.events.STATUS_AFTER``, the same table the engine uses, so the server never re-derives
+``nbpipe.engine.events.STATUS_AFTER``, the same table the engine uses, so the server never re-derives
 task state on its own.
 
 Build states::
@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from nbpipe.events import STATUS_AFTER, EventKind, TaskStatus
+from nbpipe.engine.events import STATUS_AFTER, EventKind, TaskStatus
 
 SCHEMA_VERSION = 1
 

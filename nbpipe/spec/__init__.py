@@ -28,7 +28,7 @@ from nbpipe.spec.errors import (
     YAMLSyntaxError,
 )
 from nbpipe.spec.loader import DAGSpec, find_entry_point
-from nbpipe.spec.tasks import TaskSpec
+from nbpipe.spec.task_specs import TaskSpec
 
 __all__ = [
     "CycleError",

@@ -29,11 +29,11 @@ from nbpipe.spec.errors import (
     listing,
 )
 from nbpipe.spec.extract import MISSING, Declaration, function_upstream, read_notebook_declaration
-from nbpipe.spec.tasks import TaskSpec, read_product
+from nbpipe.spec.task_specs import TaskSpec, read_product
 from nbpipe.spec.yamlfile import YamlMap, line_of, value_line
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
 #: A task's upstream names as declared, and where (file, line) for the errors about them.
 Declared = tuple[list[str], str | None, int | None]
@@ -43,7 +43,7 @@ def assemble_dag(
     tasks: list[TaskSpec], meta: dict[str, bool], data: Mapping, origin: Origin
 ) -> DAG:
     """A new DAG with the tasks, the spec's hooks (``data``'s top level) and a fresh executor."""
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
     ensure_on_path(str(origin.folder))
     dag = DAG(name=origin.folder.name, executor=make_executor(data, origin))

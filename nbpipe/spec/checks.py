@@ -28,7 +28,7 @@ from nbpipe.spec.yamlfile import line_of, value_line
 
 if TYPE_CHECKING:
     from nbpipe.executors.base import Executor
-    from nbpipe.spec.tasks import TaskSpec
+    from nbpipe.spec.task_specs import TaskSpec
 
 logger = logging.getLogger("nbpipe.spec")
 

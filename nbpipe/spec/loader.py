@@ -33,11 +33,11 @@ from nbpipe.spec.checks import (
 )
 from nbpipe.spec.env import Env
 from nbpipe.spec.errors import InvalidValueError, SpecNotFoundError
-from nbpipe.spec.tasks import TaskSpec, read_tasks
+from nbpipe.spec.task_specs import TaskSpec, read_tasks
 from nbpipe.spec.yamlfile import YamlMap, line_of, load_yaml_file
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
 ENTRY_POINT_VARIABLE = "NBPIPE_ENTRY_POINT"
 DEFAULT_NAME = "pipeline.yaml"

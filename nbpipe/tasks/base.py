@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from nbpipe.events import TaskStatus
-from nbpipe.exceptions import DAGSpecError
-from nbpipe.products import (
+from nbpipe.engine.events import TaskStatus
+from nbpipe.engine.products import (
     File,
     MultiProduct,
     Product,
@@ -26,10 +25,11 @@ from nbpipe.products import (
     files_of,
     map_files,
 )
+from nbpipe.exceptions import DAGSpecError
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
-    from nbpipe.report import BuildReport
+    from nbpipe.engine.dag import DAG
+    from nbpipe.engine.report import BuildReport
 
 METADATA_VERSION = 1
 
@@ -54,7 +54,7 @@ class Task:
     """A unit of work in a DAG, producing ``product``.
 
     ``exec_status`` tracks the current or last build; it is set only from the build's event
-    stream (see ``nbpipe.events``).
+    stream (see ``nbpipe.engine.events``).
     """
 
     def __init__(

@@ -8,12 +8,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from nbpipe.hooks import missing_arguments
-from nbpipe.products import Product
+from nbpipe.engine.hooks import missing_arguments
+from nbpipe.engine.products import Product
 from nbpipe.tasks.base import Task, Upstream
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
 
 @dataclass

@@ -13,16 +13,16 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nbpipe.engine.products import File, MultiProduct, Product, files_of, map_files
 from nbpipe.exceptions import MissingKernelError
 from nbpipe.notebooks.convert import format_problem
 from nbpipe.notebooks.execute import NotebookJob
 from nbpipe.notebooks.kernels import KernelKey, warm_kernel
 from nbpipe.notebooks.source import NotebookSource, kernel_language, quiet_kernel_arguments
-from nbpipe.products import File, MultiProduct, Product, files_of, map_files
 from nbpipe.tasks.base import Task
 
 if TYPE_CHECKING:
-    from nbpipe.dag import DAG
+    from nbpipe.engine.dag import DAG
 
 RESERVED_PARAMS = ("product", "upstream")
 

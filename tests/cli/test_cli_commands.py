@@ -57,7 +57,7 @@ def test_help_is_fast_and_imports_nothing_heavy(tmp_path):
     assert traced.returncode == 0
     imported = {line.split("|")[-1].strip() for line in traced.stderr.splitlines()}
     assert not [name for name in imported if name.split(".")[0] in heavy]
-    assert not [name for name in imported if name in ("nbpipe.dag", "nbpipe.spec")]
+    assert not [name for name in imported if name in ("nbpipe.engine.dag", "nbpipe.spec")]
 
     timings = []
     for _ in range(3):

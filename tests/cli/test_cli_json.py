@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from cli_helpers import json_lines, nbpipe, write
 
-from nbpipe.events import EVENT_SCHEMA_VERSION
+from nbpipe.engine.events import EVENT_SCHEMA_VERSION
 
 TASKS = """
 from pathlib import Path

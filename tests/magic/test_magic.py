@@ -18,7 +18,7 @@ from jupyter_client import KernelManager
 from nbclient import NotebookClient
 from notebook_files import processes_with_marker
 
-from nbpipe.events import TaskStatus
+from nbpipe.engine.events import TaskStatus
 
 NOTEBOOK = """\
 # %% tags=["parameters"]

@@ -2,7 +2,7 @@
 
 ``render`` checks everything that can be checked before anything runs (cycles, sources, kernels,
 product formats, hook signatures, products claimed twice) and reports all problems at once.
-``build`` plans which tasks are outdated, hands the plan to the scheduler (``nbpipe.scheduler``)
+``build`` plans which tasks are outdated, hands the plan to the scheduler (``nbpipe.engine.scheduler``)
 and returns the report, which like the task statuses is derived from the build's event stream.
 """
 
@@ -15,7 +15,13 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nbpipe.events import STATUS_AFTER, BuildOutcome, Event, EventStream, Observer
+from nbpipe.engine.events import STATUS_AFTER, BuildOutcome, Event, EventStream, Observer
+from nbpipe.engine.hooks import call_with_available, describe, missing_arguments
+from nbpipe.engine.plot import Mermaid, mermaid
+from nbpipe.engine.progress import ProgressObserver
+from nbpipe.engine.report import BuildReport, ReportCollector
+from nbpipe.engine.scheduler import Build
+from nbpipe.engine.status import StatusReport, TaskState
 from nbpipe.exceptions import (
     DAGBuildEarlyStop,
     DAGBuildError,
@@ -23,12 +29,6 @@ from nbpipe.exceptions import (
     DAGSpecError,
 )
 from nbpipe.executors.base import Executor
-from nbpipe.hooks import call_with_available, describe, missing_arguments
-from nbpipe.plot import Mermaid, mermaid
-from nbpipe.progress import ProgressObserver
-from nbpipe.report import BuildReport, ReportCollector
-from nbpipe.scheduler import Build
-from nbpipe.status import StatusReport, TaskState
 from nbpipe.tasks.base import Task
 
 logger = logging.getLogger("nbpipe")
@@ -242,7 +242,7 @@ class DAG:
 
         Raises DAGBuildError when a task failed (its downstream tasks are aborted, the rest is
         built). ``show_progress`` draws a progress bar on stdout (default: the executor's
-        ``print_progress``). ``observers`` receive every build event (see ``nbpipe.events``).
+        ``print_progress``). ``observers`` receive every build event (see ``nbpipe.engine.events``).
         """
         return self._build(self._ordered(), force, observers, show_progress)
 

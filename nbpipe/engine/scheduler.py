@@ -31,11 +31,11 @@ from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from nbpipe.events import BuildOutcome, EventKind, EventStream, TaskStatus
+from nbpipe.engine.events import BuildOutcome, EventKind, EventStream, TaskStatus
+from nbpipe.engine.hooks import call_with_available
+from nbpipe.engine.products import Product, files_of, new_token, staged_product
 from nbpipe.exceptions import DAGBuildEarlyStop
 from nbpipe.executors.worker import Outcome, describe_error, run_job
-from nbpipe.hooks import call_with_available
-from nbpipe.products import Product, files_of, new_token, staged_product
 
 if TYPE_CHECKING:
     from nbpipe.executors.base import Executor, Pool

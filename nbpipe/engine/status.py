@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from nbpipe.table import Cell, html_table, text_table
+from nbpipe.engine.table import Cell, html_table, text_table
 
 HEADER = ["name", "state", "why", "last built", "products"]
 

@@ -6,8 +6,8 @@ import html
 from dataclasses import dataclass, field
 from typing import Any
 
-from nbpipe.events import STATUS_AFTER, BuildOutcome, Event, EventKind, TaskStatus
-from nbpipe.table import Cell, html_table, text_table
+from nbpipe.engine.events import STATUS_AFTER, BuildOutcome, Event, EventKind, TaskStatus
+from nbpipe.engine.table import Cell, html_table, text_table
 
 HEADER = ["name", "ran", "status", "elapsed (s)", "products"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from nbpipe.events import Event, EventKind
+from nbpipe.engine.events import Event, EventKind
 
 logger = logging.getLogger("nbpipe")
 

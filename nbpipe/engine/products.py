@@ -1,0 +1,203 @@
+"""Products: the files a task writes, and the metadata that says how they were built.
+
+Each product file keeps its metadata in a hidden JSON file beside it (``.<name>.metadata``, the
+layout Ploomber uses), so a product can be moved together with its metadata.
+
+Atomicity: a task never writes its products in place. It writes *staged* copies (hidden siblings,
+same folder, so same file system) and :func:`commit_staged` renames them over the real paths only
+once the task succeeded; metadata is written last, also through a rename. A crash at any point
+leaves either the previous product or a product without metadata, which never counts as built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from nbpipe.exceptions import DAGSpecError
+
+
+class File(os.PathLike):
+    """A product stored at ``path``: a file, or a folder the task fills."""
+
+    def __init__(self, path: str | os.PathLike):
+        self._path = Path(path)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def name(self) -> str:
+        return self._path.name
+
+    @property
+    def suffix(self) -> str:
+        return self._path.suffix.lower()
+
+    def __fspath__(self) -> str:
+        return str(self._path)
+
+    def __str__(self) -> str:
+        return str(self._path)
+
+    def __repr__(self) -> str:
+        return f"File({str(self._path)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, File) and self.absolute() == other.absolute()
+
+    def __hash__(self) -> int:
+        return hash(self.absolute())
+
+    def absolute(self) -> str:
+        return os.path.abspath(self._path)
+
+    def exists(self) -> bool:
+        return self._path.exists()
+
+    def fingerprint(self) -> str | None:
+        """Changes whenever the file is rewritten or touched; None when it does not exist."""
+        try:
+            stat = self._path.stat()
+        except FileNotFoundError:
+            return None
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
+
+    # -- metadata -------------------------------------------------------------------------------
+    @property
+    def metadata_path(self) -> Path:
+        return self._path.parent / f".{self._path.name}.metadata"
+
+    def read_metadata(self) -> dict[str, Any] | None:
+        """The stored metadata, or None when missing or unreadable (then the task rebuilds)."""
+        try:
+            with open(self.metadata_path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) else None
+
+    def write_metadata(self, metadata: dict[str, Any]) -> None:
+        write_atomically(self.metadata_path, json.dumps(metadata, indent=1, sort_keys=True))
+
+    def delete_metadata(self) -> None:
+        self.metadata_path.unlink(missing_ok=True)
+
+    # -- staging --------------------------------------------------------------------------------
+    def staged(self, token: str) -> File:
+        """The hidden sibling a running task writes instead of this product (same extension)."""
+        return File(self._path.parent / f".nbpipe-{token}-{self._path.name}")
+
+
+class MultiProduct(Mapping[str, File]):
+    """Several named products of one task: ``product['data']``, ``product['nb']``."""
+
+    def __init__(self, products: Mapping[str, File]):
+        self._products = dict(products)
+
+    def __getitem__(self, key: str) -> File:
+        try:
+            return self._products[key]
+        except KeyError:
+            raise KeyError(
+                f"No product {key!r}; this task's products are: {', '.join(self)}"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._products)
+
+    def __len__(self) -> int:
+        return len(self._products)
+
+    def __repr__(self) -> str:
+        return f"MultiProduct({self._products!r})"
+
+
+Product = File | MultiProduct
+
+
+def as_product(value: Any) -> Product:
+    """Accepts a File, a path, or a mapping of key -> File/path."""
+    if isinstance(value, (File, MultiProduct)):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return File(value)
+    if isinstance(value, Mapping):
+        if not value:
+            raise DAGSpecError("A product mapping needs at least one entry")
+        return MultiProduct({str(key): as_product_file(key, item) for key, item in value.items()})
+    raise DAGSpecError(
+        f"A product must be a File, a path or a mapping of them, not {type(value).__name__}"
+    )
+
+
+def as_product_file(key: str, value: Any) -> File:
+    if isinstance(value, File):
+        return value
+    if isinstance(value, (str, os.PathLike)):
+        return File(value)
+    raise DAGSpecError(f"Product {key!r} must be a File or a path, not {type(value).__name__}")
+
+
+def files_of(product: Product) -> list[File]:
+    return list(product.values()) if isinstance(product, MultiProduct) else [product]
+
+
+def map_files(product: Product, fn) -> Any:
+    """Applies ``fn`` to each File, keeping the shape (a single value or a dict by key)."""
+    if isinstance(product, MultiProduct):
+        return {key: fn(file) for key, file in product.items()}
+    return fn(product)
+
+
+def staged_product(product: Product, token: str) -> Product:
+    if isinstance(product, MultiProduct):
+        return MultiProduct({key: file.staged(token) for key, file in product.items()})
+    return product.staged(token)
+
+
+def new_token() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+def write_atomically(path: Path, text: str | bytes) -> None:
+    """Writes ``path`` through a temporary sibling and a rename: readers see old or new, never half."""
+    tmp = path.parent / f".nbpipe-{new_token()}-{path.name}"
+    mode = "wb" if isinstance(text, bytes) else "w"
+    try:
+        with open(tmp, mode, **({} if isinstance(text, bytes) else {"encoding": "utf-8"})) as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        _remove(tmp)
+
+
+def commit_staged(staged: File, final: File) -> None:
+    """Moves a staged product over the real one (a folder replaces a folder)."""
+    source, target = staged.path, final.path
+    if source.is_dir() and target.is_dir():
+        backup = target.parent / f".nbpipe-old-{new_token()}-{target.name}"
+        os.replace(target, backup)
+        os.replace(source, target)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(source, target)
+
+
+def discard_staged(staged: File) -> None:
+    _remove(staged.path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
