@@ -6,6 +6,11 @@ them. Errors that cross a process boundary carry plain strings only, so they sur
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nbpipe.engine.events import TaskFailure
+
 
 class NbpipeError(Exception):
     """Base class of every nbpipe error."""
@@ -37,18 +42,6 @@ class DAGRenderError(NbpipeError):
 
 class MissingKernelError(NbpipeError):
     """A notebook asks for a Jupyter kernel that is not installed."""
-
-
-class TaskFailure(NbpipeError):
-    """A task's own code raised. ``details`` is the formatted error text from the worker."""
-
-    def __init__(self, task: str, details: str):
-        self.task = task
-        self.details = details
-        super().__init__(f"Task {task!r} failed:\n{details}")
-
-    def __reduce__(self):
-        return (type(self), (self.task, self.details))
 
 
 class NotebookExecutionError(NbpipeError):
@@ -100,16 +93,18 @@ class NotebookExecutionError(NbpipeError):
 
 
 class DAGBuildError(NbpipeError):
-    """One or more tasks failed. ``failures`` maps each failed task to its error text.
+    """One or more tasks failed. ``failures`` maps each failed task to its ``TaskFailure``
+    (``nbpipe.engine.events``): type, message, traceback, and for a notebook its cell, line and
+    partially executed copy.
 
     The build report (``report``) says which tasks ran, failed, were aborted or skipped.
     """
 
-    def __init__(self, failures: dict[str, str], report=None):
+    def __init__(self, failures: dict[str, TaskFailure], report=None):
         self.failures = failures
         self.report = report
         parts = [f"{len(failures)} task(s) failed: {', '.join(failures)}"]
-        parts += [f"\n--- {name} ---\n{error}" for name, error in failures.items()]
+        parts += [f"\n--- {name} ---\n{failure.text()}" for name, failure in failures.items()]
         super().__init__("".join(parts))
 
     def __reduce__(self):

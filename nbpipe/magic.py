@@ -28,8 +28,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.display import HTML, display
 
-from nbpipe.engine.events import Event, EventKind
-from nbpipe.engine.report import ReportCollector
+from nbpipe.engine.events import BuildFinished, BuildStarted, Event, TaskFailure
+from nbpipe.engine.report import BuildReport
+from nbpipe.engine.state import BuildState
 
 if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
@@ -104,15 +105,13 @@ class PipelineMagics(Magics):
         from nbpipe.exceptions import DAGBuildError, NbpipeError
 
         _make_kernel_safe(dag, args.processes)
-        collector = ReportCollector()
         progress = LiveProgress()
+        report = BuildReport(progress.state)
         try:
             if args.partially:
-                dag.build_partially(
-                    args.partially, force=args.force, observers=[collector, progress]
-                )
+                dag.build_partially(args.partially, force=args.force, observers=[progress])
             else:
-                dag.build(force=args.force, observers=[collector, progress])
+                dag.build(force=args.force, observers=[progress])
         except DAGBuildError as error:
             display(HTML(failure_html(error.failures)))
         except KeyboardInterrupt:
@@ -121,13 +120,9 @@ class PipelineMagics(Magics):
             raise UsageError(str(error.args[0])) from None
         except NbpipeError as error:  # the DAG cannot be built (render problems, a cycle)
             raise UsageError(str(error)) from None
-        if collector.report.stopped_early:
-            display(
-                HTML(
-                    f"<p><b>Stopped early</b>: {html.escape(collector.report.stop_reason or '')}</p>"
-                )
-            )
-        return collector.report
+        if report.stopped_early:
+            display(HTML(f"<p><b>Stopped early</b>: {html.escape(report.stop_reason or '')}</p>"))
+        return report
 
 
 def _make_kernel_safe(dag: DAG, processes: int | None) -> None:
@@ -162,61 +157,57 @@ def _make_kernel_safe(dag: DAG, processes: int | None) -> None:
 
 
 class LiveProgress:
-    """Observer that keeps one output area up to date with each task's state."""
+    """Observer that keeps one output area up to date with each task's state, read from its
+    ``BuildState`` (the one reducer)."""
 
     MIN_INTERVAL = 0.25  # seconds between redraws, so fast builds do not flood the front end
 
     def __init__(self):
-        self._states: dict[str, tuple[str, str]] = {}
+        self.state = BuildState()
         self._handle = None
         self._drawn = 0.0
 
     def __call__(self, event: Event) -> None:
-        if event.kind is EventKind.BUILD_STARTED:
-            self._states = {name: ("pending", "") for name in event.details.get("tasks", [])}
+        self.state.apply(event)
+        if isinstance(event, BuildStarted):
             self._handle = display(HTML(self._html("Building…")), display_id=True)
             return
-        if event.task is not None:
-            elapsed = event.details.get("elapsed")
-            self._states[event.task] = (
-                event.kind.value.removeprefix("task_"),
-                "" if elapsed is None else f"{elapsed:.2f} s",
-            )
-        final = event.kind is EventKind.BUILD_FINISHED
-        if final or time.monotonic() - self._drawn >= self.MIN_INTERVAL:
-            title = f"Build {event.details.get('outcome', '')}" if final else "Building…"
+        final = isinstance(event, BuildFinished)
+        if self._handle is not None and (
+            final or time.monotonic() - self._drawn >= self.MIN_INTERVAL
+        ):
+            title = f"Build {event.outcome.value}" if final else "Building…"
             self._handle.update(HTML(self._html(title)))
             self._drawn = time.monotonic()
 
     def _html(self, title: str) -> str:
-        done = sum(
-            state not in ("pending", "queued", "started") for state, _ in self._states.values()
-        )
+        done, total = self.state.progress()
         rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td class='nbpipe-{state}'>{state}</td><td>{elapsed}</td></tr>"
-            for name, (state, elapsed) in self._states.items()
+            f"<tr><td>{html.escape(task.name)}</td>"
+            f"<td class='nbpipe-{task.status.value}'>{task.status.value}</td>"
+            f"<td>{'' if task.elapsed is None else f'{task.elapsed:.2f} s'}</td></tr>"
+            for task in self.state.tasks.values()
         )
         return (
-            f"<details open><summary><b>{html.escape(title)}</b> {done}/{len(self._states)} tasks</summary>"
+            f"<details open><summary><b>{html.escape(title)}</b> {done}/{total} tasks</summary>"
             f"<table><thead><tr><th>task</th><th>state</th><th>elapsed</th></tr></thead><tbody>{rows}</tbody></table></details>"
         )
 
 
-def failure_html(failures: dict[str, str]) -> str:
-    """Each failed task with the head of its error: the failing cell and line for a notebook,
-    the last lines of the traceback otherwise; never the whole traceback."""
+def failure_html(failures: dict[str, TaskFailure]) -> str:
+    """Each failed task with the head of its error: where it failed and why (for a notebook,
+    the cell, line and partial copy), never the whole traceback."""
     items = "".join(
-        f"<li><b>{html.escape(name)}</b><pre>{html.escape(_head(error))}</pre></li>"
-        for name, error in failures.items()
+        f"<li><b>{html.escape(name)}</b><pre>{html.escape(_head(failure))}</pre></li>"
+        for name, failure in failures.items()
     )
     return f"<div><p><b>Build failed</b>: {len(failures)} task(s)</p><ul>{items}</ul></div>"
 
 
-def _head(error: str, lines: int = 6) -> str:
-    summary, _, _traceback = error.partition("\n\n")  # notebook errors: summary, then traceback
-    if "Partially executed notebook" in summary:
-        return summary
-    return "\n".join(error.strip().splitlines()[-lines:])
+def _head(failure: TaskFailure, lines: int = 6) -> str:
+    if failure.cell is not None:
+        return failure.text(with_traceback=False)  # where, why, the partial copy
+    return "\n".join(failure.text().strip().splitlines()[-lines:])
 
 
 def load_ipython_extension(ipython: Any) -> None:

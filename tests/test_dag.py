@@ -114,7 +114,7 @@ def test_build_partially_takes_several_targets(workdir):
     report = dag.build_partially(iter(["c", "b"]), observers=[events.append])
     # Both targets and what they need, each once, upstream first; not d, not e.
     assert [row.name for row in report] == ["a", "b", "c"]
-    assert [e.task for e in events if e.kind.value == "task_finished"] == ["a", "b", "c"]
+    assert [e.task for e in events if e.kind == "task_finished"] == ["a", "b", "c"]
     assert Path("b.txt").read_text() == "x+" and Path("c.txt").read_text() == "x+"
     assert not Path("d.txt").exists() and not Path("e.txt").exists()
 

@@ -109,7 +109,7 @@ def test_failing_notebook_keeps_partial_copy_and_names_cell_and_line(workdir):
     with pytest.raises(DAGBuildError) as raised:
         dag.build()
 
-    message = raised.value.failures["bad"]
+    message = str(raised.value.failures["bad"])
     partial = workdir / "out/bad.failed.ipynb"
     assert "bad.ipynb, cell 3, line 2: ZeroDivisionError: division by zero" in message
     assert "y = x / 0" in message

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbpipe.cli.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError
 from nbpipe.cli.parser import parse_env
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from nbpipe.cli.output import Output
     from nbpipe.engine.dag import DAG
-    from nbpipe.engine.events import Event, Observer
+    from nbpipe.engine.events import Observer
     from nbpipe.engine.report import BuildReport
 
 
@@ -151,30 +151,18 @@ def _unknown_task(names: list[str], dag: DAG) -> str:
 def _build(dag: DAG, output: Output, run: Callable[[Iterable[Observer]], BuildReport]) -> int:
     """Run one of the DAG's build methods (``run`` calls it with the observers) and report it:
     exit code 0 when it built, 1 when a task failed."""
-    from nbpipe.engine.report import ReportCollector
+    from nbpipe.engine.report import BuildReport
+    from nbpipe.engine.state import BuildState
     from nbpipe.exceptions import DAGBuildError
 
     dag.executor.print_progress = False  # the CLI shows its own progress
-    collector = ReportCollector()  # so the report exists even after an interrupt
-    failures = FailureDetails()
-    output.report_collector = collector
+    state = BuildState()  # the CLI's view of the build: a report exists even after an interrupt
+    output.build_state = state
     try:
-        report = run([collector, failures, *output.observers()])
+        run([state.apply, *output.observers()])
         code = EXIT_OK
     except DAGBuildError as error:
-        report = error.report or collector.report
-        output.failed(error.failures, failures.details)
+        output.failed(error.failures)
         code = EXIT_TASK_FAILED
-    output.finished(report, code)
+    output.finished(BuildReport(state), code)
     return code
-
-
-class FailureDetails:
-    """Observer keeping the structured details of each failed task (cell, line, partial copy)."""
-
-    def __init__(self):
-        self.details: dict[str, dict[str, Any]] = {}
-
-    def __call__(self, event: Event) -> None:
-        if event.kind.value == "task_failed":
-            self.details[event.task] = event.details.get("details") or {}

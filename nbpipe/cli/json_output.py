@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
     from nbpipe.engine.events import Event, Observer
     from nbpipe.engine.report import BuildReport
-    from nbpipe.engine.status import StatusReport, TaskState
+    from nbpipe.engine.status import StatusReport, StatusRow
     from nbpipe.tasks import Task
 
 #: The ``--json`` lines format; its version is the engine's EVENT_SCHEMA_VERSION.
@@ -127,12 +127,14 @@ class JsonOutput(_JsonStdout):
         self._line("summary", outcome=outcome, exit_code=code, **fields)
 
     def interrupted(self, signum: int) -> int:
+        from nbpipe.engine.report import BuildReport
+
         code = signal_exit_code(signum)
-        report = self.report_collector.report if self.report_collector else None
+        state = self.build_state
         self._summary(
             "interrupted",
             code,
-            report=report.to_dict() if report is not None else None,
+            report=BuildReport(state).to_dict() if state is not None else None,
             signal=signal.Signals(signum).name,
         )
         say(f"nbpipe: interrupted ({signal.Signals(signum).name})")
@@ -196,7 +198,7 @@ class StatusJsonOutput(_JsonStdout):
         return code
 
 
-def _task_status(task: Task, row: TaskState) -> dict[str, Any]:
+def _task_status(task: Task, row: StatusRow) -> dict[str, Any]:
     """One task of ``status --json``: what it is (kind, source, upstream) and its state."""
     from nbpipe.tasks import NotebookRunner, PythonCallable
 
@@ -219,7 +221,6 @@ def _task_status(task: Task, row: TaskState) -> dict[str, Any]:
         "state": row.state,
         "reasons": row.reasons,
         "last_built": row.last_built,
-        "last_status": row.last_status,
     }
 
 

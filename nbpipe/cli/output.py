@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nbpipe.cli.errors import describe_error, signal_exit_code
 
@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     import logging
 
     from nbpipe.engine.dag import DAG
-    from nbpipe.engine.events import Event, Observer
-    from nbpipe.engine.report import BuildReport, ReportCollector
+    from nbpipe.engine.events import Observer, TaskFailure
+    from nbpipe.engine.report import BuildReport
+    from nbpipe.engine.state import BuildState
     from nbpipe.engine.status import StatusReport
 
 
@@ -33,7 +34,7 @@ class Output:
     """
 
     #: Set when a build starts, so an interrupted build can still show what it did.
-    report_collector: ReportCollector | None = None
+    build_state: BuildState | None = None
 
     def header(self, entry_point: str | None) -> None:
         pass
@@ -44,7 +45,7 @@ class Output:
     def observers(self) -> list[Observer]:
         return []
 
-    def failed(self, failures: dict[str, str], details: dict[str, dict[str, Any]]) -> None:
+    def failed(self, failures: dict[str, TaskFailure]) -> None:
         pass
 
     def finished(self, report: BuildReport, code: int) -> None:
@@ -67,34 +68,37 @@ class HumanOutput(Output):
     """Tables on stdout; progress, tracebacks and one-line failure summaries on stderr."""
 
     def __init__(self):
-        self._failures: tuple[dict, dict] = ({}, {})
+        self._failures: dict[str, TaskFailure] = {}
 
     def observers(self) -> list[Observer]:
+        from nbpipe.engine.progress import ProgressObserver
+
         if sys.stderr.isatty():
             setup_logging(level="WARNING")
-            return [ProgressBar()]
+            return [ProgressObserver(bar=True, file=sys.stderr)]
         setup_logging(level="INFO")
         return []
 
-    def failed(self, failures: dict[str, str], details: dict[str, dict[str, Any]]) -> None:
-        for name, text in failures.items():
-            print(f"\n--- task {name!r} failed ---\n{text.rstrip()}", file=sys.stderr)
-        self._failures = (failures, details)
+    def failed(self, failures: dict[str, TaskFailure]) -> None:
+        for name, failure in failures.items():
+            print(f"\n--- task {name!r} failed ---\n{failure.text().rstrip()}", file=sys.stderr)
+        self._failures = failures
 
     def finished(self, report: BuildReport, code: int) -> None:
-        print(_with_short_paths(report))
-        for name, text in self._failures[0].items():
-            print(_failure_summary(name, text, self._failures[1].get(name, {})), file=sys.stderr)
+        print(report.table(_short))
+        for name, failure in self._failures.items():
+            print(_failure_summary(name, failure), file=sys.stderr)
 
     def status(self, dag: DAG, status: StatusReport) -> None:
         print(_with_short_paths_status(status))
 
     def interrupted(self, signum: int) -> int:
-        report = self.report_collector.report if self.report_collector else None
-        if report is not None and len(report):
-            print(_with_short_paths(report))
+        from nbpipe.engine.report import BuildReport
+
+        if self.build_state is not None and self.build_state.tasks:
+            print(BuildReport(self.build_state).table(_short))
         name = signal.Signals(signum).name
-        if self.report_collector is None:  # before any build started
+        if self.build_state is None:  # before any build started
             print(f"nbpipe: interrupted ({name})", file=sys.stderr)
         else:
             print(
@@ -110,25 +114,20 @@ class HumanOutput(Output):
         return code
 
 
-def _failure_summary(name: str, text: str, details: dict[str, Any]) -> str:
+def _failure_summary(name: str, failure: TaskFailure) -> str:
     """One failed task in a line or three, after the report: where it failed and why."""
-    if details.get("type") == "NotebookExecutionError":
-        where = f"cell {details['cell_index'] + 1}"
-        if details.get("line"):
-            where += f", line {details['line']}"
-        lines = [
-            f"error: task {name!r} failed in {_short(details.get('source', ''))}, {where}: "
-            f"{details.get('ename')}: {details.get('evalue')}"
-        ]
-        if details.get("code"):
-            lines.append(f"    {details['code']}")
-        if details.get("partial_path"):
-            lines.append(f"  partially executed notebook: {_short(details['partial_path'])}")
-        return "\n".join(lines)
-    first = (details.get("evalue") and f"{details.get('type')}: {details['evalue']}") or (
-        text.strip().splitlines()[-1] if text.strip() else "failed"
-    )
-    return f"error: task {name!r} failed: {first}"
+    if failure.cell is None:
+        return f"error: task {name!r} failed: {failure.summary()}"
+    where = f"cell {failure.cell + 1}" + (f", line {failure.line}" if failure.line else "")
+    lines = [
+        f"error: task {name!r} failed in {_short(failure.source or '')}, {where}: "
+        f"{failure.type}: {failure.message}"
+    ]
+    if failure.code:
+        lines.append(f"    {failure.code}")
+    if failure.partial_notebook:
+        lines.append(f"  partially executed notebook: {_short(failure.partial_notebook)}")
+    return "\n".join(lines)
 
 
 def _short(path: str) -> str:
@@ -138,15 +137,6 @@ def _short(path: str) -> str:
     except ValueError:
         return path
     return relative if not relative.startswith("..") else path
-
-
-def _with_short_paths(report: BuildReport) -> BuildReport:
-    import copy
-
-    shown = copy.deepcopy(report)
-    for row in shown:
-        row.products = [_short(path) for path in row.products]
-    return shown
 
 
 def _with_short_paths_status(status: StatusReport) -> StatusReport:
@@ -192,36 +182,3 @@ def setup_logging(level: str) -> None:
     logger.propagate = False
     logger._nbpipe_cli = True  # type: ignore[attr-defined]
     logging.getLogger("nbpipe.spec").propagate = True
-
-
-class ProgressBar:
-    """A progress bar on stderr (a terminal): tasks done of tasks to run, and what runs now."""
-
-    def __init__(self):
-        self._bar = None
-        self._running: list[str] = []
-
-    def __call__(self, event: Event) -> None:
-        kind = event.kind.value
-        if kind == "build_started":
-            from tqdm import tqdm
-
-            total = len(event.details.get("to_run", []))
-            self._bar = tqdm(total=total, file=sys.stderr, unit="task", desc="Building")
-        elif self._bar is None:
-            return
-        elif kind == "task_started":
-            self._running.append(event.task)
-            self._bar.set_postfix_str(", ".join(self._running), refresh=True)
-        elif kind in ("task_finished", "task_failed", "task_aborted", "task_stopped_early"):
-            if event.task in self._running:
-                self._running.remove(event.task)
-            self._bar.set_postfix_str(", ".join(self._running), refresh=False)
-            self._bar.update(1)
-            if kind != "task_finished":
-                self._bar.write(f"{event.task}: {kind.replace('task_', '').replace('_', ' ')}")
-        elif kind == "task_cancelled":
-            self._bar.update(1)
-        elif kind == "build_finished":
-            self._bar.close()
-            self._bar = None

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import graphlib
 import logging
-import traceback
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from nbpipe.engine.events import STATUS_AFTER, BuildOutcome, Event, EventStream, Observer
+from nbpipe.engine.events import (
+    BuildFinished,
+    BuildOutcome,
+    BuildStarted,
+    EventStream,
+    Observer,
+    TaskFailure,
+    TaskStatus,
+)
 from nbpipe.engine.hooks import call_with_available, describe, missing_arguments
 from nbpipe.engine.plot import Mermaid, mermaid
 from nbpipe.engine.progress import ProgressObserver
-from nbpipe.engine.report import BuildReport, ReportCollector
+from nbpipe.engine.report import BuildReport
 from nbpipe.engine.scheduler import Build
-from nbpipe.engine.status import StatusReport, TaskState
+from nbpipe.engine.state import BuildState
+from nbpipe.engine.status import StatusReport, StatusRow
 from nbpipe.exceptions import (
     DAGBuildEarlyStop,
     DAGBuildError,
@@ -29,6 +37,7 @@ from nbpipe.exceptions import (
     DAGSpecError,
 )
 from nbpipe.executors.base import Executor
+from nbpipe.executors.worker import describe_error
 from nbpipe.tasks.base import Task
 
 logger = logging.getLogger("nbpipe")
@@ -54,6 +63,7 @@ class DAG:
         self.name = name or "No name"
         self.executor = executor
         self._tasks: dict[str, Task] = {}
+        self._build_state = BuildState()  # the current (or last) build, from its events
         self.on_render = None
         self.on_finish = None
         self.on_failure = None
@@ -151,6 +161,7 @@ class DAG:
         for task in order:
             task.refresh()
             problems += [(task.name, problem) for problem in task.problems()]
+            problems += [(task.name, problem) for problem in task.product_problems()]
             problems += self._hook_problems(task)
             for file in task.files:
                 owners[file.absolute()].append(task.name)
@@ -220,14 +231,7 @@ class DAG:
             else:
                 state, reasons = "up to date", []
             rows.append(
-                TaskState(
-                    task.name,
-                    state,
-                    reasons,
-                    last_built,
-                    [str(file) for file in task.files],
-                    task.exec_status.value,
-                )
+                StatusRow(task.name, state, reasons, last_built, [str(f) for f in task.files])
             )
         return StatusReport(rows)
 
@@ -275,35 +279,45 @@ class DAG:
     ) -> BuildReport:
         if show_progress is None:
             show_progress = self.executor.print_progress
-        collector = ReportCollector()
-        stream = EventStream(
-            [
-                self._track_status,
-                collector,
-                ProgressObserver(show_progress),
-                *observers,
-            ]
-        )
+        state = BuildState()
+        self._build_state = state
+        report = BuildReport(state)
+        stream = EventStream([state.apply, ProgressObserver(show_progress), *observers])
         try:
             self.render()
         except DAGBuildEarlyStop as stop:
-            return _stopped_before_start(str(stop))
+            reason = str(stop) or "a render hook asked to stop"
+            stream.emit(
+                BuildStarted(
+                    dag=self.name,
+                    executor=repr(self.executor),
+                    tasks=[t.name for t in tasks],
+                    to_run=[],
+                )
+            )
+            stream.emit(BuildFinished(outcome=BuildOutcome.STOPPED_EARLY, stop_reason=reason))
+            return report
         to_run = self._plan(tasks, force)
 
-        def finish_hook(outcome: BuildOutcome, failures: dict[str, str]):
-            return self._run_dag_hooks(outcome, failures, collector.report)
+        def finish_hook(outcome: BuildOutcome, failures: dict[str, TaskFailure]):
+            return self._run_dag_hooks(outcome, failures, report)
 
         build = Build(tasks, to_run, stream, self.name, finish_hook)
         if build.run(self.executor) is BuildOutcome.FAILED:
-            raise DAGBuildError(build.failures, collector.report)
-        return collector.report
+            raise DAGBuildError(build.failures, report)
+        return report
 
-    def _run_dag_hooks(self, outcome, failures, report):
-        """Runs ``on_finish`` or ``on_failure``; returns the (maybe changed) outcome and reason."""
-        report.outcome = outcome  # provisional: build_finished sets the final one
+    def _run_dag_hooks(
+        self, outcome: BuildOutcome, failures: dict[str, TaskFailure], report: BuildReport
+    ) -> tuple[BuildOutcome, str | None]:
+        """Runs ``on_finish`` or ``on_failure``; returns the (maybe changed) outcome and reason.
+        The hooks see the report as it stands (every task settled) with this outcome."""
+        report = BuildReport(report.state, pending=outcome)
         if outcome is BuildOutcome.FAILED:
             if self.on_failure:
-                text = "\n\n".join(f"{name}:\n{error}" for name, error in failures.items())
+                text = "\n\n".join(
+                    f"{name}:\n{failure.text()}" for name, failure in failures.items()
+                )
                 try:
                     call_with_available(
                         self.on_failure, {"dag": self, "traceback": text, "report": report}
@@ -318,14 +332,15 @@ class DAG:
                 return BuildOutcome.STOPPED_EARLY, str(
                     stop
                 ) or "the DAG's on_finish hook asked to stop"
-            except Exception:
-                failures["(dag on_finish)"] = traceback.format_exc()
+            except Exception as error:
+                failures["(dag on_finish)"] = describe_error("(dag on_finish)", error)
                 return BuildOutcome.FAILED, None
         return outcome, None
 
-    def _track_status(self, event: Event) -> None:
-        if event.task is not None:
-            self._tasks[event.task].exec_status = STATUS_AFTER[event.kind]
+    def task_status(self, name: str) -> TaskStatus:
+        """``name``'s status in this DAG's current (or last) build: ``pending`` before any."""
+        task = self._build_state.tasks.get(name)
+        return task.status if task is not None else TaskStatus.PENDING
 
     # -- plot -----------------------------------------------------------------------------------
     def plot(self, output: str | Path | None = None) -> Mermaid:
@@ -341,10 +356,3 @@ def _hook_problem(kind: str, hook, missing: list[str], accepted: set[str]) -> st
         f"{kind} hook {describe(hook)} asks for {', '.join(missing)}; "
         f"hooks can take: {', '.join(sorted(accepted))}"
     )
-
-
-def _stopped_before_start(reason: str) -> BuildReport:
-    report = BuildReport(
-        outcome=BuildOutcome.STOPPED_EARLY, stop_reason=reason or "a render hook asked to stop"
-    )
-    return report

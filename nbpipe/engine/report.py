@@ -1,52 +1,44 @@
-"""The build report, assembled from the build's events (it is one more observer)."""
+"""The build report: a view of the build's state (``BuildState``) for people and programs."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
-from nbpipe.engine.events import STATUS_AFTER, BuildOutcome, Event, EventKind, TaskStatus
+from nbpipe.engine.events import BuildOutcome
+from nbpipe.engine.state import BuildState, TaskState
 from nbpipe.engine.table import Cell, html_table, text_table
 
 HEADER = ["name", "ran", "status", "elapsed (s)", "products"]
 
 
-@dataclass
-class TaskReport:
-    name: str
-    status: TaskStatus = TaskStatus.QUEUED
-    elapsed: float | None = None
-    products: list[str] = field(default_factory=list)
-    detail: str = ""  # why it was aborted or cancelled, the early-stop message, the error
-
-    @property
-    def ran(self) -> bool:
-        return self.status in (TaskStatus.EXECUTED, TaskStatus.FAILED, TaskStatus.STOPPED_EARLY)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "ran": self.ran,
-            "status": self.status.value,
-            "elapsed": self.elapsed,
-            "products": self.products,
-            "detail": self.detail,
-        }
-
-
-@dataclass
 class BuildReport:
-    """What a build did: one row per task, and how the build ended.
+    """What a build did: one row per task (a ``TaskState``), and how the build ended.
 
-    Prints as a table; shows as HTML in Jupyter; ``report['task']`` gives one row.
+    Prints as a table; shows as HTML in Jupyter; ``report['task']`` gives one row. It reads the
+    build's ``BuildState``, which the build's events keep up to date, so a report taken during a
+    build (or after an interrupt) shows what happened so far.
     """
 
-    tasks: dict[str, TaskReport] = field(default_factory=dict)
-    outcome: BuildOutcome | None = None
-    stop_reason: str | None = None
-    started: float | None = None
-    ended: float | None = None
+    def __init__(self, state: BuildState | None = None, pending: BuildOutcome | None = None):
+        """``pending``: the outcome to show until the build has finished (the DAG's
+        ``on_finish`` and ``on_failure`` hooks run before ``build_finished``, and see the
+        outcome they are deciding about)."""
+        self.state = state if state is not None else BuildState()
+        self._pending = pending
+
+    @property
+    def tasks(self) -> dict[str, TaskState]:
+        return self.state.tasks
+
+    @property
+    def outcome(self) -> BuildOutcome | None:
+        return BuildOutcome(self.state.outcome) if self.state.outcome else self._pending
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.state.stop_reason
 
     @property
     def stopped_early(self) -> bool:
@@ -54,12 +46,12 @@ class BuildReport:
 
     @property
     def elapsed(self) -> float | None:
-        return None if self.started is None or self.ended is None else self.ended - self.started
+        return self.state.elapsed
 
-    def __getitem__(self, name: str) -> TaskReport:
+    def __getitem__(self, name: str) -> TaskState:
         return self.tasks[name]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[TaskState]:
         return iter(self.tasks.values())
 
     def __len__(self) -> int:
@@ -70,18 +62,28 @@ class BuildReport:
             "outcome": self.outcome.value if self.outcome else None,
             "stop_reason": self.stop_reason,
             "elapsed": self.elapsed,
-            "tasks": [row.to_dict() for row in self],
+            "tasks": [
+                {
+                    "name": row.name,
+                    "ran": row.ran,
+                    "status": row.status.value,
+                    "elapsed": row.elapsed,
+                    "products": row.products,
+                    "detail": row.detail or "",
+                }
+                for row in self
+            ],
         }
 
     # -- rendering ------------------------------------------------------------------------------
-    def _rows(self) -> list[list[Cell]]:
+    def _rows(self, path: Any = str) -> list[list[Cell]]:
         return [
             [
                 row.name,
                 "yes" if row.ran else "no",
                 row.status.value,
                 "" if row.elapsed is None else f"{row.elapsed:.2f}",
-                row.products,
+                [path(product) for product in row.products],
             ]
             for row in self
         ]
@@ -93,36 +95,12 @@ class BuildReport:
         outcome = self.outcome.value if self.outcome else "not finished"
         return f"Build {outcome}{elapsed}"
 
+    def table(self, path: Any = str) -> str:
+        """The report as text, each product path shown through ``path`` (e.g. made relative)."""
+        return f"{text_table(HEADER, self._rows(path))}\n\n{self.summary()}"
+
     def __str__(self) -> str:
-        return f"{text_table(HEADER, self._rows())}\n\n{self.summary()}"
+        return self.table()
 
     def _repr_html_(self) -> str:
         return f"{html_table(HEADER, self._rows())}<p>{html.escape(self.summary())}</p>"
-
-
-class ReportCollector:
-    """Observer that fills a :class:`BuildReport` from events."""
-
-    def __init__(self):
-        self.report = BuildReport()
-
-    def __call__(self, event: Event) -> None:
-        report = self.report
-        if event.kind is EventKind.BUILD_STARTED:
-            report.started = event.time
-            return
-        if event.kind is EventKind.BUILD_FINISHED:
-            report.ended = event.time
-            report.outcome = BuildOutcome(event.details["outcome"])
-            report.stop_reason = event.details.get("stop_reason")
-            return
-        row = report.tasks.setdefault(event.task, TaskReport(event.task))
-        row.status = STATUS_AFTER[event.kind]
-        details = event.details
-        if "elapsed" in details:
-            row.elapsed = details["elapsed"]
-        if "products" in details:
-            row.products = details["products"]
-        for key in ("reason", "message", "error"):
-            if details.get(key):
-                row.detail = details[key]

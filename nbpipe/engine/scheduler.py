@@ -20,6 +20,11 @@ fails.
 
 An early stop (``DAGBuildEarlyStop`` from a task or a task hook) lets running tasks finish, starts
 nothing more, and marks what never ran as cancelled. The loop blocks on the queue: no polling.
+
+Every build emits exactly one ``build_finished``, whatever escapes (Ctrl-C at any moment, an
+error in the loop itself): running tasks are stopped, their staged products discarded, and what
+did not finish is cancelled before it. A task whose job cannot even be prepared (its product
+folder cannot be created) fails alone.
 """
 
 from __future__ import annotations
@@ -28,18 +33,36 @@ import queue
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
-from nbpipe.engine.events import BuildOutcome, EventKind, EventStream, TaskStatus
+from nbpipe.engine.events import (
+    BuildFinished,
+    BuildOutcome,
+    BuildStarted,
+    EventStream,
+    TaskAborted,
+    TaskCancelled,
+    TaskFailed,
+    TaskFailure,
+    TaskFinished,
+    TaskQueued,
+    TaskSkipped,
+    TaskStarted,
+    TaskStatus,
+    TaskStoppedEarly,
+)
 from nbpipe.engine.hooks import call_with_available
 from nbpipe.engine.products import Product, files_of, new_token, staged_product
 from nbpipe.exceptions import DAGBuildEarlyStop
+from nbpipe.executors.base import WorkerLost
 from nbpipe.executors.worker import Outcome, describe_error, run_job
 
 if TYPE_CHECKING:
     from nbpipe.executors.base import Executor, Pool
     from nbpipe.tasks.base import Task
+
+#: Runs the DAG's own hooks once the tasks are done; may turn the outcome into an early stop.
+FinishHook = Callable[[BuildOutcome, dict[str, TaskFailure]], tuple[BuildOutcome, str | None]]
 
 
 class Build:
@@ -55,35 +78,87 @@ class Build:
         to_run: dict[str, list[str]],
         stream: EventStream,
         dag_name: str,
-        finish_hook: Callable[[BuildOutcome, dict[str, str]], tuple[BuildOutcome, str | None]],
+        finish_hook: FinishHook,
     ):
         self.tasks = {task.name: task for task in order}
         self.to_run = to_run
         self.stream = stream
         self.dag_name = dag_name
         self.finish_hook = finish_hook
-        self.failures: dict[str, str] = {}
+        self.failures: dict[str, TaskFailure] = {}
         self.stop_reason: str | None = None
         self.settled: set[str] = set()  # tasks that reached a final state in this build
+        self.running: dict[str, Product] = {}  # task -> its staged products
         self.unstarted = Counter(type(self.tasks[name]) for name in to_run)
 
-    # -- the loop -------------------------------------------------------------------------------
+    # -- the build ------------------------------------------------------------------------------
     def run(self, executor: Executor) -> BuildOutcome:
+        """Runs the plan; emits ``build_finished`` exactly once, even when something escapes
+        (which is then raised again after it)."""
         emit = self.stream.emit
+        try:
+            emit(
+                BuildStarted(
+                    dag=self.dag_name,
+                    executor=repr(executor),
+                    tasks=list(self.tasks),
+                    to_run=list(self.to_run),
+                )
+            )
+            for name, task in self.tasks.items():
+                if name in self.to_run:
+                    emit(TaskQueued(task=name, reasons=self.to_run[name]))
+                else:
+                    emit(TaskSkipped(task=name, products=_paths(task.product)))
+                    self.settled.add(name)
+            self._run_pool(executor)
+            if self.stop_reason is not None:
+                self._cancel_rest(f"the build stopped early: {self.stop_reason}")
+            outcome = (
+                BuildOutcome.FAILED
+                if self.failures
+                else BuildOutcome.STOPPED_EARLY
+                if self.stop_reason is not None
+                else BuildOutcome.SUCCESS
+            )
+            outcome, reason = self.finish_hook(outcome, self.failures)
+            if reason is not None:
+                self.stop_reason = reason
+        except BaseException as error:
+            interrupted = isinstance(error, (KeyboardInterrupt, SystemExit))
+            reason = "the build was interrupted" if interrupted else f"the build stopped: {error!r}"
+            self._cancel_rest(reason)
+            emit(
+                BuildFinished(
+                    outcome=BuildOutcome.INTERRUPTED if interrupted else BuildOutcome.FAILED,
+                    stop_reason=None if interrupted else reason,
+                    failed=list(self.failures),
+                )
+            )
+            raise
         emit(
-            EventKind.BUILD_STARTED,
-            dag=self.dag_name,
-            executor=repr(executor),
-            tasks=list(self.tasks),
-            to_run=list(self.to_run),
+            BuildFinished(outcome=outcome, stop_reason=self.stop_reason, failed=list(self.failures))
         )
-        for name, task in self.tasks.items():
-            if name in self.to_run:
-                emit(EventKind.TASK_QUEUED, name, reasons=self.to_run[name])
-            else:
-                emit(EventKind.TASK_SKIPPED, name, products=_paths(task.product))
-                self.settled.add(name)
+        return outcome
 
+    def _run_pool(self, executor: Executor) -> None:
+        imports = sorted(
+            {module for name in self.to_run for module in self.tasks[name].worker_imports}
+        )
+        warm_up = next(
+            (w for name in self.to_run if (w := self.tasks[name].worker_warm_up())), None
+        )
+        with executor.pool(imports, warm_up) as pool:
+            try:
+                self._loop(pool, executor.processes)
+            except BaseException:
+                pool.terminate()
+                for name, staged in self.running.items():
+                    self.tasks[name].discard(staged)
+                self.running.clear()
+                raise
+
+    def _loop(self, pool: Pool, processes: int) -> None:
         waiting = {
             name: {u for u in self.tasks[name].upstream if u in self.to_run} for name in self.to_run
         }
@@ -92,89 +167,59 @@ class Build:
             for parent in upstream:
                 dependents[parent].append(name)
         ready = deque(name for name in self.to_run if not waiting[name])
-        running: dict[str, Product] = {}
+        running = self.running
         done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         retried: set[str] = set()
-        imports = sorted(
-            {module for name in self.to_run for module in self.tasks[name].worker_imports}
-        )
-
-        warm_up = next(
-            (w for name in self.to_run if (w := self.tasks[name].worker_warm_up())), None
-        )
-        with executor.pool(imports, warm_up) as pool:
-            try:
-                while ready or running:
-                    while ready and self.stop_reason is None and len(running) < executor.processes:
-                        alone = ready[0] in retried
-                        if (alone and running) or retried.intersection(running):
-                            break  # a retried task runs alone, to tell a culprit from a victim
-                        name = ready.popleft()
-                        running[name] = self._start(self.tasks[name], pool, done)
-                    if not running:
-                        break
-                    name, future = done.get()
-                    if _worker_died(future) and name not in retried:
-                        retried.add(name)  # maybe a sibling's crash took its worker down
-                        self.unstarted[type(self.tasks[name])] += 1
-                        self.tasks[name].discard(running.pop(name))
-                        ready.appendleft(name)
-                        continue
-                    status = self._finish(self.tasks[name], future, running.pop(name))
-                    if status is TaskStatus.EXECUTED:
-                        for child in dependents[name]:
-                            waiting[child].discard(name)
-                            if not waiting[child]:
-                                ready.append(child)
-                    elif status is TaskStatus.FAILED:
-                        self._abort_downstream(name, dependents)
-            except KeyboardInterrupt:
-                pool.terminate()
-                for name, staged in running.items():
-                    self.tasks[name].discard(staged)
-                self._cancel_rest("the build was interrupted")
-                emit(EventKind.BUILD_FINISHED, outcome=BuildOutcome.INTERRUPTED.value)
-                raise
-
-        if self.stop_reason is not None:
-            self._cancel_rest(f"the build stopped early: {self.stop_reason}")
-        outcome = (
-            BuildOutcome.FAILED
-            if self.failures
-            else BuildOutcome.STOPPED_EARLY
-            if self.stop_reason is not None
-            else BuildOutcome.SUCCESS
-        )
-        outcome, reason = self.finish_hook(outcome, self.failures)
-        if reason is not None:
-            self.stop_reason = reason
-        emit(
-            EventKind.BUILD_FINISHED,
-            outcome=outcome.value,
-            stop_reason=self.stop_reason,
-            failed=list(self.failures),
-        )
-        return outcome
+        while ready or running:
+            while ready and self.stop_reason is None and len(running) < processes:
+                alone = ready[0] in retried
+                if (alone and running) or retried.intersection(running):
+                    break  # a retried task runs alone, to tell a culprit from a victim
+                name = ready.popleft()
+                running[name] = self._start(self.tasks[name], pool, done)
+            if not running:
+                break
+            name, future = done.get()
+            if isinstance(future.exception(), WorkerLost) and name not in retried:
+                retried.add(name)  # maybe a sibling's crash took its worker down
+                self.unstarted[type(self.tasks[name])] += 1
+                self.tasks[name].discard(running.pop(name))
+                ready.appendleft(name)
+                continue
+            status = self._finish(self.tasks[name], future, running.pop(name))
+            if status is TaskStatus.EXECUTED:
+                for child in dependents[name]:
+                    waiting[child].discard(name)
+                    if not waiting[child]:
+                        ready.append(child)
+            elif status is TaskStatus.FAILED:
+                self._abort_downstream(name, dependents)
 
     # -- one task -------------------------------------------------------------------------------
-    def _start(self, task: Task, pool: Pool, done: queue.SimpleQueue) -> Product:
-        task.prepare_folders()
-        staged = staged_product(task.product, new_token())
+    def _start(self, task: Task, pool: Pool, done: queue.SimpleQueue) -> Product | None:
+        """Hands the task's job to the pool. A job that cannot be prepared (its product folder
+        cannot be created, its job not built) fails this task alone, through the same queue."""
         self.unstarted[type(task)] -= 1
-        self.stream.emit(EventKind.TASK_STARTED, task.name)
+        self.stream.emit(TaskStarted(task=task.name))
+        staged = None
         try:
+            task.prepare_folders()
+            staged = staged_product(task.product, new_token())
             job = task.make_job(staged, more_to_come=self.unstarted[type(task)] > 0)
             future = pool.submit(run_job, job)
-        except Exception as error:  # e.g. the job could not be built: fail this task alone
+        except Exception as error:
             future = Future()
-            future.set_exception(error)
+            future.set_result(
+                Outcome(task.name, "failed", 0.0, 0.0, failure=describe_error(task.name, error))
+            )
         except BaseException:  # Ctrl-C during an inline (Serial) job: drop its staged output
-            task.discard(staged)
+            if staged is not None:
+                task.discard(staged)
             raise
         future.add_done_callback(lambda f, name=task.name: done.put((name, f)))
         return staged
 
-    def _finish(self, task: Task, future: Future, staged: Product) -> TaskStatus:
+    def _finish(self, task: Task, future: Future, staged: Product | None) -> TaskStatus:
         outcome = _outcome_of(task.name, future)
         if outcome.state == "ok":
             try:
@@ -185,53 +230,50 @@ class Build:
             except DAGBuildEarlyStop as stop:
                 return self._stopped_early(task, str(stop), outcome)
             except Exception as error:
-                message, details = describe_error(error)
                 outcome = Outcome(
-                    task.name, "failed", outcome.started, outcome.ended, message, details
+                    task.name,
+                    "failed",
+                    outcome.started,
+                    outcome.ended,
+                    failure=describe_error(task.name, error),
                 )
             else:
                 self.settled.add(task.name)
                 self.stream.emit(
-                    EventKind.TASK_FINISHED,
-                    task.name,
-                    elapsed=outcome.elapsed,
-                    products=_paths(task.product),
+                    TaskFinished(
+                        task=task.name, elapsed=outcome.elapsed, products=_paths(task.product)
+                    )
                 )
                 return TaskStatus.EXECUTED
-        task.discard(staged)
+        if staged is not None:
+            task.discard(staged)
         if outcome.state == "early_stop":
             return self._stopped_early(task, outcome.message, outcome)
         return self._failed(task, outcome)
 
     def _failed(self, task: Task, outcome: Outcome) -> TaskStatus:
-        self.failures[task.name] = outcome.message
-        self.settled.add(task.name)
-        self.stream.emit(
-            EventKind.TASK_FAILED,
-            task.name,
-            elapsed=outcome.elapsed,
-            error=outcome.message,
-            details=outcome.error,
-        )
+        failure = outcome.failure or TaskFailure(task=task.name, type="Error", message="failed")
         if task.on_failure:
             try:
                 call_with_available(
-                    task.on_failure, {**task.hook_arguments(), "traceback": outcome.message}
+                    task.on_failure, {**task.hook_arguments(), "traceback": failure.text()}
                 )
             except DAGBuildEarlyStop as stop:
                 self.stop_reason = str(stop)
             except Exception as error:
-                self.failures[task.name] += (
-                    f"\n\nIts on_failure hook failed too:\n{describe_error(error)[0]}"
+                hook_failure = describe_error(task.name, error)
+                failure = failure.with_note(
+                    f"Its on_failure hook failed too:\n{hook_failure.text()}"
                 )
+        self.failures[task.name] = failure
+        self.settled.add(task.name)
+        self.stream.emit(TaskFailed(task=task.name, elapsed=outcome.elapsed, failure=failure))
         return TaskStatus.FAILED
 
     def _stopped_early(self, task: Task, message: str, outcome: Outcome) -> TaskStatus:
         self.stop_reason = message or f"task {task.name!r} asked to stop"
         self.settled.add(task.name)
-        self.stream.emit(
-            EventKind.TASK_STOPPED_EARLY, task.name, elapsed=outcome.elapsed, message=message
-        )
+        self.stream.emit(TaskStoppedEarly(task=task.name, elapsed=outcome.elapsed, message=message))
         return TaskStatus.STOPPED_EARLY
 
     def _abort_downstream(self, failed: str, dependents: dict[str, list[str]]) -> None:
@@ -241,35 +283,33 @@ class Build:
             if name in self.settled:
                 continue
             self.settled.add(name)
-            self.stream.emit(
-                EventKind.TASK_ABORTED, name, reason=f"upstream task {failed!r} failed"
-            )
+            self.stream.emit(TaskAborted(task=name, reason=f"upstream task {failed!r} failed"))
             stack.extend(dependents[name])
 
     def _cancel_rest(self, reason: str) -> None:
         for name in self.to_run:
             if name not in self.settled:
                 self.settled.add(name)
-                self.stream.emit(EventKind.TASK_CANCELLED, name, reason=reason)
-
-
-def _worker_died(future: Future) -> bool:
-    return isinstance(future.exception(), BrokenProcessPool)
+                self.stream.emit(TaskCancelled(task=name, reason=reason))
 
 
 def _outcome_of(name: str, future: Future) -> Outcome:
     """The worker's outcome, or a failure that says why the job never ran to an outcome."""
     try:
         return future.result()
-    except BrokenProcessPool:
+    except WorkerLost:
         message = "the worker process running this task died (killed, or crashed in native code)"
+        kind = "WorkerLost"
     except Exception as error:
         message = (
             f"could not run this task in a worker: {error}\n"
             "Under the Parallel executor, a task's function and params must be picklable: "
             "define functions at the top level of an importable module."
         )
-    return Outcome(name, "failed", 0.0, 0.0, message, {"type": "WorkerError", "evalue": message})
+        kind = "WorkerError"
+    return Outcome(
+        name, "failed", 0.0, 0.0, failure=TaskFailure(task=name, type=kind, message=message)
+    )
 
 
 def _paths(product: Product) -> list[str]:

@@ -12,13 +12,14 @@ HEADER = ["name", "state", "why", "last built", "products"]
 
 
 @dataclass(frozen=True)
-class TaskState:
+class StatusRow:
+    """One task of ``dag.status()``."""
+
     name: str
     state: str  # "up to date" | "outdated" | "never built"
     reasons: list[str]
     last_built: float | None
     products: list[str]
-    last_status: str  # the task's status in this session's last build
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -27,15 +28,14 @@ class TaskState:
             "reasons": self.reasons,
             "last_built": self.last_built,
             "products": self.products,
-            "last_status": self.last_status,
         }
 
 
 class StatusReport:
-    def __init__(self, rows: list[TaskState]):
+    def __init__(self, rows: list[StatusRow]):
         self.rows = rows
 
-    def __getitem__(self, name: str) -> TaskState:
+    def __getitem__(self, name: str) -> StatusRow:
         return next(row for row in self.rows if row.name == name)
 
     def __iter__(self):

@@ -2,6 +2,7 @@
 
 An executor opens a pool with a ``concurrent.futures``-style ``submit`` and says how many jobs may
 run at once. Serial runs each job inline in the scheduling process; Parallel in worker processes.
+A job whose worker went away ends with :class:`WorkerLost`, whatever the executor.
 """
 
 from __future__ import annotations
@@ -10,6 +11,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any, Protocol
+
+
+class WorkerLost(Exception):
+    """The worker running a job went away (killed, crashed in native code) before it answered.
+
+    Each executor maps its own form of this (a broken process pool, a lost Dask worker) to this
+    one, so the scheduler loop handles every executor's worker loss alike: the job is retried
+    once, alone, to tell a culprit from a victim.
+    """
 
 
 class Pool(Protocol):

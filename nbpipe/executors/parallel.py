@@ -14,7 +14,7 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any
 
-from nbpipe.executors.base import Executor
+from nbpipe.executors.base import Executor, WorkerLost
 from nbpipe.executors.worker import init_worker
 
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -87,11 +87,12 @@ class ProcessPool:
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
         try:
-            return self._executor.submit(fn, *args)
+            inner = self._executor.submit(fn, *args)
         except BrokenProcessPool:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._new_executor()
-            return self._executor.submit(fn, *args)
+            inner = self._executor.submit(fn, *args)
+        return _relay(inner)
 
     def terminate(self) -> None:
         processes = list((getattr(self._executor, "_processes", None) or {}).values())
@@ -105,3 +106,24 @@ class ProcessPool:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _relay(inner: Future) -> Future:
+    """A future that settles as ``inner`` does, a dead worker (BrokenProcessPool) reported as
+    the executors' neutral ``WorkerLost``."""
+    outer: Future = Future()
+
+    def settle(done: Future) -> None:
+        if done.cancelled():  # the pool was shut down before the job started
+            outer.set_exception(WorkerLost("the job was cancelled with its pool"))
+            return
+        error = done.exception()
+        if isinstance(error, BrokenProcessPool):
+            outer.set_exception(WorkerLost(str(error)))
+        elif error is not None:
+            outer.set_exception(error)
+        else:
+            outer.set_result(done.result())
+
+    inner.add_done_callback(settle)
+    return outer

@@ -13,9 +13,9 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from nbpipe.engine.events import TaskFailure
 from nbpipe.exceptions import DAGBuildEarlyStop, NotebookExecutionError
 
 
@@ -25,8 +25,8 @@ class Outcome:
     state: str  # "ok" | "failed" | "early_stop"
     started: float
     ended: float
-    message: str = ""  # the early-stop message, or the error text
-    error: dict[str, Any] = field(default_factory=dict)  # structured details of a failure
+    message: str = ""  # the early-stop message
+    failure: TaskFailure | None = None
 
     @property
     def elapsed(self) -> float:
@@ -40,27 +40,29 @@ def run_job(job) -> Outcome:
     except DAGBuildEarlyStop as stop:
         return Outcome(job.task, "early_stop", started, time.time(), str(stop))
     except Exception as error:  # a task's failure is data for the report, not a crash
-        return Outcome(job.task, "failed", started, time.time(), *describe_error(error))
+        return Outcome(
+            job.task, "failed", started, time.time(), failure=describe_error(job.task, error)
+        )
     return Outcome(job.task, "ok", started, time.time())
 
 
-def describe_error(error: BaseException) -> tuple[str, dict[str, Any]]:
-    """The error as text for people and as a dict for programs (the server, the panel)."""
+def describe_error(task: str, error: BaseException) -> TaskFailure:
+    """The error as data: for a notebook, its failing cell and line; else the traceback from the
+    user's code on."""
     if isinstance(error, NotebookExecutionError):
-        details = {
-            "type": "NotebookExecutionError",
-            "source": error.source,
-            "cell_index": error.cell_index,
-            "line": error.line,
-            "code": error.code,
-            "ename": error.ename,
-            "evalue": error.evalue,
-            "partial_path": error.partial_path,
-            "traceback": error.traceback,
-        }
-        return f"{error}\n\n{error.traceback}", details
+        return TaskFailure(
+            task=task,
+            type=error.ename,
+            message=error.evalue,
+            traceback=error.traceback,
+            source=error.source,
+            cell=error.cell_index,
+            line=error.line,
+            code=error.code,
+            partial_notebook=error.partial_path,
+        )
     text = "".join(traceback.format_exception(type(error), error, _user_frames(error))).rstrip()
-    return text, {"type": type(error).__name__, "evalue": str(error), "traceback": text}
+    return TaskFailure(task=task, type=type(error).__name__, message=str(error), traceback=text)
 
 
 def _user_frames(error: BaseException):
@@ -82,13 +84,22 @@ _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], None] | None = None) -> None:
     """Worker start-up: the scheduler alone handles Ctrl-C; SIGTERM unwinds the task so that
     papermill shuts its kernel down instead of leaving it orphaned. Slow imports the tasks need
-    (papermill, nbformat) are paid here, once per worker."""
+    (papermill, nbformat) are paid here, once per worker.
+
+    A SIGTERM during start-up means the build is being stopped: the worker leaves quietly (a
+    SystemExit escaping an initializer would print "Exception in initializer" and a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    if imports:
-        _import_without_iri_checker(imports)
-    if warm_up is not None:
-        warm_up()
+    try:
+        if imports:
+            _import_without_iri_checker(imports)
+        if warm_up is not None:
+            warm_up()
+    except SystemExit as stop:
+        from nbpipe.notebooks.kernels import shutdown_warm_kernels
+
+        shutdown_warm_kernels()
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
 
 
 def _import_without_iri_checker(modules: tuple[str, ...]) -> None:

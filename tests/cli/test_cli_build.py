@@ -185,8 +185,8 @@ def test_failing_notebook_exits_1_naming_task_cell_and_partial_notebook(project)
     events = json_lines(again.stdout)
     failed = next(e for e in events if e["event"] == "task_failed")
     assert failed["task"] == "bad"
-    details = failed["details"]
-    assert (details["cell_index"], details["line"], details["ename"]) == (1, 2, "ZeroDivisionError")
-    assert details["code"] == "y = x / 0"
-    assert details["partial_path"] == str(project / "output" / "bad.failed.ipynb")
+    failure = failed["failure"]
+    assert (failure["cell"], failure["line"], failure["type"]) == (1, 2, "ZeroDivisionError")
+    assert failure["code"] == "y = x / 0" and failure["task"] == "bad"
+    assert failure["partial_notebook"] == str(project / "output" / "bad.failed.ipynb")
     assert events[-1]["outcome"] == "failed" and events[-1]["exit_code"] == 1

@@ -275,7 +275,6 @@ def test_status_json_describes_the_pipeline(project, tmp_path):
         "state": "never built",
         "reasons": [f"product {project / 'out' / 'a.txt'} does not exist"],
         "last_built": None,
-        "last_status": "pending",
     }
     assert (b["kind"], b["upstream"]) == ("function", ["a"])
     assert (nb["kind"], nb["source"], nb["function"]) == ("notebook", str(project / "nb.py"), None)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
+import jsonschema
 from cli_helpers import json_lines, nbpipe, write
 
 from nbpipe.engine.events import EVENT_SCHEMA_VERSION
+from nbpipe.engine.schema import SCHEMA_PATH
 
 TASKS = """
 from pathlib import Path
@@ -56,9 +60,12 @@ def test_json_lines_cover_every_event_and_end_with_a_summary(project):
     assert ("task_aborted", "after_broken") in kinds
     assert sorted(events[0]["tasks"]) == ["after", "after_broken", "broken", "noisy"]
     failed = next(e for e in events if e["event"] == "task_failed")
-    assert failed["details"]["type"] == "ValueError"
-    assert failed["details"]["evalue"] == "broken on purpose"
+    assert failed["failure"]["type"] == "ValueError"
+    assert failed["failure"]["message"] == "broken on purpose"
     assert all(isinstance(e["time"], float) for e in lines)
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    for event in events:  # every engine event is an instance of the committed schema
+        validator.validate(event)
 
     assert summary["event"] == "summary"
     assert (summary["outcome"], summary["exit_code"], summary["error"]) == ("failed", 1, None)
