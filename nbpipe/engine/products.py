@@ -178,17 +178,44 @@ def write_atomically(path: Path, text: str | bytes) -> None:
         _remove(tmp)
 
 
-def commit_staged(staged: File, final: File) -> None:
-    """Moves a staged product over the real one (a folder replaces a folder)."""
+def kind_of(path: Path) -> str | None:
+    """``"folder"``, ``"file"`` (a symlink counts as what it points to; a dangling one as a
+    file), or None when nothing is at ``path``."""
+    if path.is_dir():
+        return "folder"
+    if path.exists() or path.is_symlink():
+        return "file"
+    return None
+
+
+def kind_problem(path: Path, writes: str, task: str | None = None) -> str | None:
+    """Why ``writes`` (``"file"`` or ``"folder"``) must not replace what is at ``path``: a folder
+    is never replaced by a file, nor a file by a folder (the task would destroy something it did
+    not make). None when the kinds agree or nothing is there."""
+    existing = kind_of(path)
+    if existing is None or existing == writes:
+        return None
+    who = f"task {task!r} wrote" if task else "the task writes"
+    return (
+        f"product {path} is an existing {existing}, but {who} a {writes}"
+        f"{'' if task else ' there'}; move or delete the {existing} yourself, or give the task "
+        "another product path"
+    )
+
+
+def commit_staged(staged: File, final: File, task: str | None = None) -> None:
+    """Moves a staged product over the real one: a file replaces a file, a folder a folder.
+    Raises DAGSpecError, touching nothing, when the kinds differ (see :func:`kind_problem`)."""
     source, target = staged.path, final.path
+    problem = kind_problem(target, kind_of(source) or "file", task)
+    if problem:
+        raise DAGSpecError(problem)
     if source.is_dir() and target.is_dir():
         backup = target.parent / f".nbpipe-old-{new_token()}-{target.name}"
         os.replace(target, backup)
         os.replace(source, target)
-        shutil.rmtree(backup, ignore_errors=True)
+        _remove(backup)
     else:
-        if target.is_dir():
-            shutil.rmtree(target)
         os.replace(source, target)
 
 

@@ -3,8 +3,10 @@
 Functions and hooks are imported (the spec's folder goes first on ``sys.path``), each notebook's
 parameters cell is read for its ``upstream`` (and, with ``meta.extract_product``, its
 ``product``), the tasks are created and wired, and the graph is checked: unknown upstream names,
-cycles, two tasks writing one product, a product that would overwrite a source or the module of a
-task's function. Each function module and notebook is read once, however many grid tasks use it.
+cycles, two tasks writing one product, a product that would overwrite (or, as a folder, hold) a
+source or a file the pipeline is defined by: the spec, its env file, the module of a task's
+function, of a hook or of the executor. Each function module and notebook is read once, however
+many grid tasks use it.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import fnmatch
 import graphlib
 import inspect
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,14 +24,13 @@ from nbpipe.spec.errors import (
     CycleError,
     MissingKeyError,
     MissingSourceError,
-    ProductError,
     UpstreamError,
     did_you_mean,
     listing,
 )
 from nbpipe.spec.extract import MISSING, Declaration, function_upstream, read_notebook_declaration
 from nbpipe.spec.task_specs import TaskSpec, read_product
-from nbpipe.spec.yamlfile import YamlMap, line_of, value_line
+from nbpipe.spec.yamlfile import YamlMap, line_of
 
 if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
@@ -62,10 +62,11 @@ def assemble_dag(
             declared[task.name] = _notebook_upstream(task, declaration, meta, origin)
             _add_notebook(dag, task, declaration, origin)
         _set_hooks(dag[task.name], task.entry, origin)
-    check_products(tasks, origin)
-    _check_function_sources(tasks, functions, origin)
-    _wire(dag, tasks, declared, origin)
     _set_hooks(dag, data, origin)
+    for fn in functions.values():
+        origin.protect_object(fn, "the module that defines a task's function")
+    check_products(tasks, origin)
+    _wire(dag, tasks, declared, origin)
     return dag
 
 
@@ -110,32 +111,6 @@ def _function_upstream(
         file = None
     line = next(iter(names.values()), None)
     return list(names), file, line
-
-
-def _check_function_sources(
-    tasks: list[TaskSpec], functions: dict[str, Callable], origin: Origin
-) -> None:
-    """No product is the module that defines a task's function."""
-    sources = {}
-    for fn in functions.values():
-        try:
-            path = inspect.getsourcefile(fn)
-        except TypeError:
-            continue
-        if path:
-            sources[os.path.normpath(os.path.abspath(path))] = fn
-    for task in tasks:
-        paths = task.product.values() if isinstance(task.product, dict) else [task.product]
-        for path in paths:
-            if path in sources:
-                raise origin.error(
-                    ProductError,
-                    f"task {task.name!r} has product {path}, which is the module that "
-                    "defines a task's function; a build would overwrite your code",
-                    value_line(task.entry, "product") or task.line,
-                    key="product",
-                    task=task.name,
-                )
 
 
 # -- notebooks ------------------------------------------------------------------------------------
@@ -276,4 +251,6 @@ def _set_hooks(target: Any, entry: Mapping, origin: Origin) -> None:
                 what="hook function",
                 folder=str(origin.folder),
             )
+            dotted = entry[key]["dotted_path"] if isinstance(entry[key], Mapping) else entry[key]
+            origin.protect_object(hook, f"the module of the {key} hook {dotted!r}")
             setattr(target, key, hook)

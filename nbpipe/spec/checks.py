@@ -1,10 +1,12 @@
 """What both loading steps share: where the spec comes from (:class:`Origin`), the keys the format
 knows, and the checks of the spec as a whole: keys (Ploomber's that nbpipe ignores or lacks
-included), ``meta``, the executor, and task names and products (unique, never a source).
+included), ``meta``, the executor, and task names and products (unique; never a source, nor a
+file the pipeline is defined by).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Mapping
@@ -12,7 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nbpipe.spec.dotted import check_keywords, ensure_on_path, import_dotted, plain
+from nbpipe.spec.dotted import (
+    check_keywords,
+    defining_files,
+    ensure_on_path,
+    import_dotted,
+    plain,
+)
 from nbpipe.spec.errors import (
     DuplicateTaskError,
     InvalidValueError,
@@ -67,6 +75,17 @@ class Origin:
     file: str | None
     folder: Path
     warnings: list[str] = field(default_factory=list)
+    #: the files the pipeline is defined by (resolved path -> what it is), which no product
+    #: may overwrite: the spec, its env file, the modules of functions, hooks and the executor
+    protected: dict[str, str] = field(default_factory=dict)
+
+    def protect(self, path: str | os.PathLike, what: str) -> None:
+        self.protected.setdefault(os.path.realpath(path), what)
+
+    def protect_object(self, obj: object, what: str) -> None:
+        """Protects the files an imported function or class comes from (see defining_files)."""
+        for path in defining_files(obj):
+            self.protect(path, what)
 
     def error(self, cls: type[SpecError], message: str, line: int | None, **kwargs) -> SpecError:
         return cls(message, file=self.file, line=line, **kwargs)
@@ -178,6 +197,7 @@ def make_executor(data: Mapping, origin: Origin, warn: bool = False) -> Executor
         key="executor.dotted_path",
         folder=str(origin.folder),
     )
+    origin.protect_object(cls, f"the module of the executor {value['dotted_path']!r}")
     if not (isinstance(cls, type) and issubclass(cls, Executor)):
         raise origin.error(
             InvalidValueError,
@@ -197,10 +217,52 @@ def make_executor(data: Mapping, origin: Origin, warn: bool = False) -> Executor
             continue
         options[key] = plain(option)
     check_keywords(cls, options, file=origin.file, line=line, key="executor")
+    _check_no_stray_booleans(cls, options, value, origin)
     try:
         return cls(**options)
     except (TypeError, ValueError) as error:
         raise origin.error(InvalidValueError, f"executor: {error}", line, key="executor") from None
+
+
+def _check_no_stray_booleans(cls: type, options: dict, value: Mapping, origin: Origin) -> None:
+    """A true/false option where the executor wants something else is an error: Python counts
+    ``True`` as the number 1, so ``processes: true`` would quietly mean one worker."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    for key, option in options.items():
+        parameter = parameters.get(key)
+        if not isinstance(option, bool) or parameter is None:
+            continue
+        annotation = parameter.annotation
+        if annotation is parameter.empty:
+            if parameter.default is parameter.empty or parameter.default is None:
+                continue  # nothing says what it takes
+            expected = type(parameter.default).__name__
+            if isinstance(parameter.default, bool):
+                continue
+        else:
+            expected = (
+                annotation
+                if isinstance(annotation, str)
+                else getattr(annotation, "__name__", str(annotation))
+            )
+            if "bool" in expected or "Any" in expected:
+                continue
+        raise origin.error(
+            InvalidValueError,
+            f"executor.{key} must be {_described(key, expected)}, not a boolean "
+            f"({str(option).lower()}: YAML reads true/false, yes/no and on/off as booleans)",
+            line_of(value, key),
+            key=f"executor.{key}",
+        )
+
+
+def _described(key: str, expected: str) -> str:
+    if key == "processes":
+        return "a whole number of worker processes (e.g. 2), or null for one per CPU"
+    return f"a value of type {expected}"
 
 
 def check_unique_names(tasks: list[TaskSpec], origin: Origin) -> None:
@@ -221,36 +283,66 @@ def check_unique_names(tasks: list[TaskSpec], origin: Origin) -> None:
 
 
 def check_products(tasks: list[TaskSpec], origin: Origin) -> None:
-    """Each product belongs to one task and is no task's source notebook. Run again by
-    ``to_dag`` once products read from notebooks (``meta.extract_product``) are known."""
+    """Each product belongs to one task, and neither is nor holds (as a folder product) a task's
+    source notebook or a file the pipeline is defined by (``origin.protected``). Paths compare
+    resolved, so a symlinked alias of a folder does not get around the check. Run again by
+    ``to_dag`` once modules are imported and products read from notebooks are known."""
     owners: dict[str, TaskSpec] = {}
-    sources = {str(task.source_path): task for task in tasks if task.source_path is not None}
+    sources = {
+        os.path.realpath(task.source_path): task for task in tasks if task.source_path is not None
+    }
+    # every folder above a protected file or a source: a product there would replace it all
+    holders: dict[str, tuple[str, str]] = {}
+    for path, what in origin.protected.items():
+        for folder in Path(path).parents:
+            holders.setdefault(str(folder), (what, path))
+    for path, owner in sources.items():
+        for folder in Path(path).parents:
+            holders.setdefault(str(folder), (f"the source of task {owner.name!r}", path))
     for task in tasks:
         if task.product is MISSING:
             continue
-        paths = task.product.values() if isinstance(task.product, dict) else [task.product]
-        line = value_line(task.entry, "product") or task.line
-        for path in paths:
-            if path in sources:
-                owner = sources[path]
-                raise origin.error(
-                    ProductError,
+        items = task.product.items() if isinstance(task.product, dict) else [(None, task.product)]
+        for key, path in items:
+            real = os.path.realpath(path)
+            problem = None
+            if real in origin.protected:
+                problem = (
+                    f"task {task.name!r} has product {path}, which is {origin.protected[real]}; "
+                    "a build never overwrites the files that define the pipeline: write "
+                    "products elsewhere (e.g. output/)"
+                )
+            elif real in sources:
+                owner = sources[real]
+                problem = (
                     f"task {task.name!r} has product {path}, which is "
                     + ("its own source" if owner is task else f"the source of task {owner.name!r}")
                     + "; a build never overwrites a notebook: write products elsewhere "
-                    "(e.g. output/)",
-                    line,
-                    key="product",
-                    task=task.name,
+                    "(e.g. output/)"
                 )
-            if path in owners and owners[path] is not task:
+            elif real in holders:
+                what, held = holders[real]
+                problem = (
+                    f"task {task.name!r} has product {path}, a folder that holds {what} "
+                    f"({held}); a folder product replaces the whole folder: write products "
+                    "elsewhere (e.g. output/)"
+                )
+            elif path in owners and owners[path] is not task:
                 other = owners[path]
-                raise origin.error(
-                    ProductError,
+                problem = (
                     f"tasks {other.name!r} (line {other.line}) and {task.name!r} both write "
-                    f"{path}; each product must belong to one task",
-                    line,
-                    key="product",
-                    task=task.name,
+                    f"{path}; each product must belong to one task"
+                )
+            if problem:
+                raise origin.error(
+                    ProductError, problem, _product_line(task, key), key="product", task=task.name
                 )
             owners[path] = task
+
+
+def _product_line(task: TaskSpec, key: str | None) -> int | None:
+    """The line of the task's product (of its entry ``key`` when the product is a mapping)."""
+    product = task.entry.get("product")
+    if key is not None and isinstance(product, dict) and key in product:
+        return line_of(product, key)
+    return value_line(task.entry, "product") or task.line

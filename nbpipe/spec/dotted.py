@@ -160,6 +160,26 @@ def check_keywords(
             )
 
 
+def defining_files(obj: Any) -> list[str]:
+    """The files an imported object comes from: its source file and the file of its module and
+    of each package above it (``pkg/sub.py``, ``pkg/__init__.py``). A partial counts as its
+    function."""
+    while isinstance(obj, functools.partial):
+        obj = obj.func
+    files = []
+    with contextlib.suppress(TypeError, OSError):
+        source = inspect.getsourcefile(obj)
+        if source:
+            files.append(source)
+    name = getattr(obj, "__module__", None)
+    while isinstance(name, str) and name:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            files.append(path)
+        name = name.rpartition(".")[0]
+    return files
+
+
 def plain(value: Any) -> Any:
     """YAML containers (which carry line numbers) as plain dicts and lists."""
     if isinstance(value, dict):

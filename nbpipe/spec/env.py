@@ -3,7 +3,9 @@
 ``env.yaml`` sits beside ``pipeline.yaml`` (``env.train.yaml`` beside ``pipeline.train.yaml``) and
 maps names to values; nested mappings are reached with dots (``{{paths.data}}``). A string that
 is a single placeholder takes the value with its type (``n: '{{n_rows}}'`` gives an int); inside
-a longer string the value is written as text. Built-ins, computed only when used:
+a longer string the value is written as text. ``env.yaml`` values may use the built-ins and each
+other (``data: '{{base}}/data'``); values that lead back to themselves are an error naming the
+cycle. Built-ins, computed only when used:
 
 ``{{here}}``  the spec's folder            ``{{cwd}}``   the working directory
 ``{{root}}``  the project's root: the nearest folder, from the spec's upwards, holding
@@ -60,7 +62,11 @@ class Env:
         self.folder = folder
         self.file = file
         self.values: dict[str, Any] = dict(values or {})
+        self._read = values  # as read from env.yaml: a YamlMap, which knows its lines
         self._built_in_cache: dict[str, Any] = {}
+        self._resolving: list[str] = []  # env.yaml names being filled in, to catch a cycle
+        self._resolving_lines: dict[str, int | None] = {}
+        self._rendered: dict[str, Any] = {}  # env.yaml values with their placeholders filled in
         for key in BUILT_INS:
             if key in self.values:
                 raise PlaceholderError(
@@ -137,11 +143,46 @@ class Env:
                 )
             value = value[part]
         if isinstance(value, str) and "{{" in value:
-            # env.yaml values may use the built-ins, e.g. data: '{{here}}/data'
-            built_ins_only = Env(self.folder, file=self.file)
-            built_ins_only._built_in_cache = self._built_in_cache
-            value = built_ins_only.render(value, self.file, _line(self.values, parts[0]), name)
+            # env.yaml values may use the built-ins and each other: data: '{{here}}/data'
+            if name in self._rendered:
+                return self._rendered[name]
+            own_line = self._line_of(parts)
+            if name in self._resolving:
+                self._cycle(name)
+            self._resolving.append(name)
+            self._resolving_lines[name] = own_line
+            try:
+                value = self._rendered[name] = self.render(value, self.file, own_line, name)
+            finally:
+                self._resolving.pop()
         return value
+
+    def _line_of(self, parts: list[str]) -> int | None:
+        """The line of env.yaml's key ``a.b.c`` (``parts``), when known."""
+        container, line = self._read, None
+        for part in parts:
+            if not isinstance(container, Mapping) or part not in container:
+                break
+            line = _line(container, part)
+            container = container[part]
+        return line
+
+    def _cycle(self, name: str) -> None:
+        """Raises the error for env.yaml values whose placeholders lead back to ``name``."""
+        cycle = self._resolving[self._resolving.index(name) :]
+
+        def at(item: str) -> str:
+            line = self._resolving_lines.get(item)
+            return f"{item} (line {line})" if line else item
+
+        raise PlaceholderError(
+            "placeholders in env.yaml refer to each other in a cycle: "
+            f"{' -> '.join(map(at, cycle))} -> {name}; give one of them a value that does not "
+            "use the others",
+            file=self.file,
+            line=self._resolving_lines.get(cycle[0]),
+            key=name,
+        )
 
     def _built_in(self, name: str, file: str | None, line: int | None) -> Any:
         if name not in self._built_in_cache:

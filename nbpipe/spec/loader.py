@@ -8,7 +8,8 @@ Loading happens in two steps, each reporting problems with the file and line to 
 2. ``spec.to_dag()`` imports functions and hooks (the spec's folder goes first on ``sys.path``),
    reads each notebook's parameters cell for its ``upstream``, wires the tasks and checks the
    graph: unknown upstream names, cycles, two tasks writing one product, a product that would
-   overwrite a source. That is ``assemble.py``.
+   overwrite a source or a file the pipeline is defined by (the spec, env.yaml, a module it
+   imports). That is ``assemble.py``.
 
 Relative paths (sources, products) resolve against the spec's folder, never the caller's working
 directory. See ``docs/spec.md`` for the format.
@@ -95,6 +96,10 @@ class DAGSpec:
         self.warnings: list[str] = []
         self._origin = Origin(self.file, self.folder, self.warnings)
         self.env = Env.for_spec(self.path, self.folder, env)
+        if self.path is not None:
+            self._origin.protect(self.path, "the spec file")
+        if self.env.file is not None:
+            self._origin.protect(self.env.file, "the env file")
         data = self.env.render(raw, self.file, line_of(raw), "")
         if data is None:
             raise InvalidValueError("the spec is empty; it needs a 'tasks' list", file=self.file)

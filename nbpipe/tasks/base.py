@@ -23,6 +23,8 @@ from nbpipe.engine.products import (
     commit_staged,
     discard_staged,
     files_of,
+    kind_of,
+    kind_problem,
     map_files,
 )
 from nbpipe.exceptions import DAGSpecError
@@ -111,6 +113,20 @@ class Task:
         """Render-time checks; each string is a problem the user must fix before building."""
         return []
 
+    def notebook_files(self) -> list[File]:
+        """The products that receive an executed notebook: always files (none here)."""
+        return []
+
+    def product_problems(self) -> list[str]:
+        """Render-time check of the products whose kind is known before the build: a notebook
+        rendition whose path is an existing folder. (Any product's kind is checked again when
+        the task's output replaces it, see ``commit``.)"""
+        return [
+            problem
+            for file in self.notebook_files()
+            if (problem := kind_problem(file.path, "file")) is not None
+        ]
+
     def make_job(self, staged: Product, more_to_come: bool = False) -> Job:
         """The job for one run, writing ``staged``; ``more_to_come`` says that more tasks of this
         type will start after it (a notebook job then warms up the next kernel)."""
@@ -196,7 +212,9 @@ class Task:
 
     # -- after a successful run (in the scheduling process) -------------------------------------
     def commit(self, staged: Product) -> None:
-        """Moves the staged products into place; fails if the task did not write one."""
+        """Moves the staged products into place. Fails, with every product and build record left
+        as it was, if the task did not write a product, or wrote a file where a folder is (or a
+        folder where a file is): a build never destroys what it did not make."""
         pairs = list(zip(files_of(staged), self.files, strict=True))
         missing = [str(final) for temp, final in pairs if not temp.path.exists()]
         if missing:
@@ -204,10 +222,18 @@ class Task:
             raise DAGSpecError(
                 f"Task {self.name!r} finished without writing its product(s): {', '.join(missing)}"
             )
+        mismatched = [
+            problem
+            for temp, final in pairs
+            if (problem := kind_problem(final.path, kind_of(temp.path) or "file", self.name))
+        ]
+        if mismatched:
+            self.discard(staged)
+            raise DAGSpecError("; ".join(mismatched))
         for file in self.files:
             file.delete_metadata()
         for temp, final in pairs:
-            commit_staged(temp, final)
+            commit_staged(temp, final, self.name)
 
     def discard(self, staged: Product) -> None:
         for temp in files_of(staged):
