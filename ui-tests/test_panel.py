@@ -96,7 +96,8 @@ def test_build_open_products_then_fail(page: Page, lab: Lab, shots: Path) -> Non
     expect(task(page, "by_region")).to_have_attribute(
         "data-state", re.compile("running|done|failed"), timeout=60_000
     )
-    page.wait_for_timeout(600)
+    # ... once its row has rendered that state, with its clock.
+    expect(task(page, "by_region").locator(".jp-nbpipe-task-state")).to_contain_text(" · ")
     panel(page).screenshot(path=str(shots / "panel-mid-build.png"))
     page.screenshot(path=str(shots / "lab-mid-build.png"))
 
@@ -169,7 +170,14 @@ def test_build_open_products_then_fail(page: Page, lab: Lab, shots: Path) -> Non
     page.locator(".lm-Menu-itemLabel").get_by_text("Theme", exact=True).hover()
     page.locator(".lm-Menu-itemLabel").get_by_text("JupyterLab Dark", exact=True).click()
     expect(page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
-    page.wait_for_timeout(500)
+    # The theme's stylesheet is applied, not only the attribute: the panel's background is dark.
+    page.wait_for_function(
+        """() => {
+            const panel = document.querySelector('#nbpipe-panel');
+            const [r, g, b] = getComputedStyle(panel).backgroundColor.match(/\\d+/g).map(Number);
+            return r + g + b < 3 * 96;
+        }"""
+    )
     panel(page).screenshot(path=str(shots / "panel-failed-dark.png"))
 
 

@@ -1,5 +1,5 @@
-"""Ctrl-C and SIGTERM stop a build within seconds: no kernel or worker survives, and no product or
-staged file is left behind."""
+"""Ctrl-C and SIGTERM stop a build: no kernel or worker survives, and no product or staged file is
+left behind. (How fast it stops: benchmarks/stop_time.py.)"""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from cli_helpers import json_lines, notebook, write
+from wait_helpers import touch_code, wait_until
 
 
 def _processes() -> dict[int, tuple[int, str, str]]:
@@ -60,16 +60,35 @@ def _start(project: Path, *options: str) -> subprocess.Popen:
     )
 
 
-def _wait_for_kernel(process: subprocess.Popen) -> dict[int, str]:
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        family = _descendants(process.pid)
-        if any("ipykernel" in cmdline for cmdline in family.values()):
-            time.sleep(1.0)  # let the kernel reach the sleeping cell
-            return _descendants(process.pid)
-        assert process.poll() is None, process.communicate()
-        time.sleep(0.1)
-    raise AssertionError("no kernel started")
+def _sleepy_notebook(project: Path) -> Path:
+    """sleepy.py, a notebook that creates the marker file it returns, then sleeps in that cell."""
+    reached = project.parent / "sleepy.reached"
+    notebook(project / "sleepy.py", body=f"{touch_code(reached)}\nimport time\ntime.sleep(120)")
+    return reached
+
+
+def _wait_until_reached(process: subprocess.Popen, reached: Path, what: str) -> dict[int, str]:
+    """Waits for the build's code to create the marker file ``reached``; returns the build's
+    processes then (kernels and workers included). Fails at once if the build ends first."""
+
+    def is_reached() -> bool:
+        if reached.exists():
+            return True
+        if process.poll() is not None:
+            raise AssertionError(f"the build ended before {what}: {process.communicate()}")
+        return False
+
+    wait_until(is_reached, what)
+    return _descendants(process.pid)
+
+
+def _all_ended(family: dict[int, str]) -> None:
+    """Waits until none of ``family`` runs (a killed process may take a moment to be reaped)."""
+    wait_until(
+        lambda: not _alive(family),
+        lambda: f"the build's processes to end: { ({p: family[p] for p in _alive(family)}) }",
+        timeout=15,
+    )
 
 
 @pytest.mark.parametrize(
@@ -81,7 +100,7 @@ def _wait_for_kernel(process: subprocess.Popen) -> dict[int, str]:
     ],
 )
 def test_interrupt_stops_kernels_and_leaves_no_product(project, executor, how, code):
-    notebook(project / "sleepy.py", body="import time\ntime.sleep(120)")
+    reached = _sleepy_notebook(project)
     write(
         project / "pipeline.yaml",
         f"""
@@ -93,18 +112,15 @@ def test_interrupt_stops_kernels_and_leaves_no_product(project, executor, how, c
         """,
     )
     process = _start(project, *(["--json"] if how == "SIGTERM" else []))
-    family = _wait_for_kernel(process)
+    family = _wait_until_reached(process, reached, "the notebook to reach its sleeping cell")
 
-    sent = time.time()
     if how == "Ctrl-C":
         os.killpg(process.pid, signal.SIGINT)
     else:
         process.send_signal(getattr(signal, how))
-    stdout, stderr = process.communicate(timeout=30)
-    took = time.time() - sent
+    stdout, stderr = process.communicate(timeout=60)
 
     assert process.returncode == code, stderr
-    assert took < 10, f"stopping took {took:.1f} s"
     assert "interrupted" in stderr and "Traceback" not in stderr
     if how == "SIGTERM":
         *_, finished, summary = json_lines(stdout)
@@ -117,10 +133,7 @@ def test_interrupt_stops_kernels_and_leaves_no_product(project, executor, how, c
         assert summary["report"]["tasks"][0]["status"] == "cancelled"
     else:
         assert "cancelled" in stdout  # the report of what happened
-    deadline = time.time() + 5  # a killed process may take a moment to be reaped
-    while _alive(family) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not _alive(family), {pid: family[pid] for pid in _alive(family)}
+    _all_ended(family)
     left = [p for p in project.rglob("*") if p.is_file() and p.suffix in (".ipynb", ".html")]
     left += list(project.rglob(".nbpipe-*")) + list(project.rglob("*.metadata"))
     if how == "Ctrl-C":  # the kernel saw the SIGINT too: its partial notebook may be kept
@@ -131,7 +144,7 @@ def test_interrupt_stops_kernels_and_leaves_no_product(project, executor, how, c
 def test_a_build_whose_reader_is_gone_still_stops_cleanly(project, tmp_path):
     """The server that read the JSON lines died (its end of the pipe is closed), then the build
     got SIGTERM: events can no longer be written, and still the build stops as it should."""
-    notebook(project / "sleepy.py", body="import time\ntime.sleep(120)")
+    reached = _sleepy_notebook(project)
     write(
         project / "pipeline.yaml",
         """
@@ -149,42 +162,40 @@ def test_a_build_whose_reader_is_gone_still_stops_cleanly(project, tmp_path):
             text=True,
             start_new_session=True,
         )
-    family = _wait_for_kernel(process)
+    family = _wait_until_reached(process, reached, "the notebook to reach its sleeping cell")
     process.stdout.close()
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=30) == 143
+    assert process.wait(timeout=60) == 143
     log = (tmp_path / "stderr.txt").read_text()
     assert "interrupted (SIGTERM)" in log and "Traceback" not in log, log
-    deadline = time.time() + 5
-    while _alive(family) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not _alive(family), {pid: family[pid] for pid in _alive(family)}
+    _all_ended(family)
     assert (
         list(project.rglob(".nbpipe-*")) == [] and not (project / "out" / "sleepy.ipynb").exists()
     )
 
 
 def test_interrupting_a_function_mid_write_leaves_no_staged_file(project):
+    reached = project.parent / "half-written"
     write(
         project / "slow.py",
-        """
+        f"""
         import time
 
         def write_slowly(product):
             with open(product, "w") as f:
                 f.write("half")
                 f.flush()
+                {touch_code(reached)}
                 time.sleep(120)
         """,
     )
     write(project / "pipeline.yaml", "- {source: slow.write_slowly, product: out/data.txt}\n")
     process = _start(project)
-    deadline = time.time() + 30
-    while not list((project / "out").glob(".nbpipe-*")) and time.time() < deadline:
-        time.sleep(0.05)
+    _wait_until_reached(process, reached, "the function to half-write its product")
+    assert list((project / "out").glob(".nbpipe-*")), "the product is written to a staged file"
 
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=30)
+    _, stderr = process.communicate(timeout=60)
 
     assert process.returncode == 143, stderr
     assert list((project / "out").iterdir()) == []

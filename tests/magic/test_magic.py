@@ -17,6 +17,7 @@ from IPython.utils.capture import capture_output
 from jupyter_client import KernelManager
 from nbclient import NotebookClient
 from notebook_files import processes_with_marker
+from wait_helpers import touch_code, wait_for_marker
 
 from nbpipe.engine.events import TaskStatus
 
@@ -232,7 +233,10 @@ def test_end_to_end_in_a_real_kernel(workdir):
 def test_interrupting_the_kernel_stops_the_build_and_its_workers(workdir, monkeypatch):
     marker = f"NBPIPE_TEST_{uuid.uuid4().hex}"
     monkeypatch.setenv(marker, "1")  # the driver kernel, the build's workers and kernels inherit it
-    make_pipeline(workdir, extra="import time\ntime.sleep(120)", executor="parallel")
+    reached = workdir / "sleeping.reached"  # the notebook creates it as it starts sleeping
+    make_pipeline(
+        workdir, extra=f"{touch_code(reached)}\nimport time\ntime.sleep(120)", executor="parallel"
+    )
     manager = KernelManager(kernel_name="python3")
     manager.start_kernel(cwd=str(workdir))
     client = manager.client()
@@ -242,10 +246,7 @@ def test_interrupting_the_kernel_stops_the_build_and_its_workers(workdir, monkey
         client.execute_interactive("%load_ext nbpipe", timeout=60)
         outputs = []
         message_id = client.execute("report = %pipeline build")
-        deadline = time.time() + 60
-        while len(processes_with_marker(marker)) < 4 and time.time() < deadline:
-            time.sleep(0.2)  # driver kernel, two workers, the sleeping notebook's kernel
-        time.sleep(1)
+        wait_for_marker(reached, "the build's notebook to reach its sleeping cell")
         manager.interrupt_kernel()
         while True:
             message = client.get_iopub_msg(timeout=30)

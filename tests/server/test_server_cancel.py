@@ -1,11 +1,10 @@
-"""Cancelling a build whose notebook sleeps in a cell: it ends within seconds, its kernel and
-workers are gone, and no half-written product is left."""
+"""Cancelling a build whose notebook sleeps in a cell: it ends, its kernel and workers are gone,
+and no half-written product is left. (How fast: benchmarks/stop_time.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import os
-import time
+from pathlib import Path
 
 import pytest
 from server_helpers import (
@@ -20,52 +19,63 @@ from server_helpers import (
     write_data,
     write_pipeline,
 )
+from wait_helpers import async_wait_for_marker, async_wait_until, touch_code
 
 from nbpipe.server import procs
 
 pytestmark = pytest.mark.timeout(120)
 
-SLEEPY = """open(product['data'], 'w').write('half of it')
-print('sleeping', flush=True)
-import time
-time.sleep(120)
-"""
+
+def sleepy(reached: Path) -> str:
+    """Notebook code that half-writes its product, creates the marker file ``reached``, then
+    sleeps in the cell (long enough to be cancelled)."""
+    return (
+        "open(product['data'], 'w').write('half of it')\n"
+        "print('sleeping', flush=True)\n"
+        f"{touch_code(reached)}\n"
+        "import time\n"
+        "time.sleep(120)\n"
+    )
 
 
-async def running_kernels(timeout: float = 30) -> list[int]:
+async def running_kernels() -> list[int]:
     """Kernel processes below this (the server's) process, once there is one."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kernels = kernel_pids(procs.descendants(os.getpid()))
-        if kernels:
-            return kernels
-        await asyncio.sleep(0.1)
-    raise AssertionError("no kernel started")
+    return await async_wait_until(
+        lambda: kernel_pids(procs.descendants(os.getpid())), "a kernel below the server"
+    )
+
+
+async def all_ended(pids: list[int]) -> None:
+    """Waits until none of ``pids`` runs (a process just killed may take a moment to be
+    reaped); fails naming the survivors."""
+    await async_wait_until(
+        lambda: not [pid for pid in pids if alive(pid)],
+        lambda: f"the build's processes to end: {[pid for pid in pids if alive(pid)]} still run",
+        timeout=15,
+    )
 
 
 @pytest.mark.parametrize("executor", ["serial", "parallel"])
-async def test_cancel_stops_kernel_and_leaves_no_product(jp_fetch, jp_root_dir, executor):
+async def test_cancel_stops_kernel_and_leaves_no_product(jp_fetch, jp_root_dir, tmp_path, executor):
+    reached = tmp_path / "sleepy.reached"
     pipeline = write_pipeline(
         jp_root_dir,
         "slow",
-        {"first": write_data("first"), "sleepy": SLEEPY, "after": write_data("after")},
+        {"first": write_data("first"), "sleepy": sleepy(reached), "after": write_data("after")},
         upstream={"sleepy": ["first"], "after": ["sleepy"]},
         executor=executor,
     )
     build_id = await start_build(jp_fetch, pipeline)
     await wait_for_task(jp_fetch, build_id, "sleepy", "running")
+    await async_wait_for_marker(reached, "the notebook to reach its sleeping cell")
     kernels = await running_kernels()
     tree = procs.descendants(os.getpid())
-    await asyncio.sleep(1.0)  # well inside the sleeping cell
 
-    asked = time.monotonic()
+    # (How long a cancel takes is measured by benchmarks/stop_time.py, not asserted here.)
     code, reply = await api(jp_fetch, "builds", build_id, "cancel", method="POST")
     assert code == 202 and reply["state"] == "cancelling"
-    build = await wait_for(jp_fetch, build_id, timeout=10)
-    took = time.monotonic() - asked
+    build = await wait_for(jp_fetch, build_id, timeout=60)
     assert build["state"] == "cancelled", build
-    print(f"cancel ({executor}) took {took:.2f} s")
-    assert took < 5, f"cancel took {took:.1f} s"
 
     tasks = {task["name"]: task for task in build["tasks"]}
     assert tasks["first"]["state"] == "executed"
@@ -74,9 +84,7 @@ async def test_cancel_stops_kernel_and_leaves_no_product(jp_fetch, jp_root_dir, 
     assert tasks["after"]["detail"]
 
     # No process of the build is left: kernel, workers, the CLI itself.
-    await asyncio.sleep(0.2)
-    assert [pid for pid in kernels if alive(pid)] == []
-    assert [pid for pid in tree if alive(pid)] == []
+    await all_ended(kernels + tree)
 
     out = jp_root_dir / "slow" / "out"
     assert (out / "first.txt").exists()
@@ -91,10 +99,10 @@ async def test_cancel_stops_kernel_and_leaves_no_product(jp_fetch, jp_root_dir, 
     assert listing["pipelines"][0]["building"] is None
 
 
-async def test_cancel_event_sequence(jp_fetch, jp_ws_fetch, jp_root_dir):
+async def test_cancel_event_sequence(jp_fetch, jp_ws_fetch, jp_root_dir, tmp_path):
     """The event bus tells the whole story: cancelling, then the tasks cancelled, then ended."""
 
-    pipeline = write_pipeline(jp_root_dir, "slow", {"sleepy": SLEEPY})
+    pipeline = write_pipeline(jp_root_dir, "slow", {"sleepy": sleepy(tmp_path / "reached")})
     ws = await jp_ws_fetch("api", "events", "subscribe")
     build_id = await start_build(jp_fetch, pipeline)
     await wait_for_task(jp_fetch, build_id, "sleepy", "running")
@@ -108,14 +116,16 @@ async def test_cancel_event_sequence(jp_fetch, jp_ws_fetch, jp_root_dir):
     assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
 
 
-async def test_a_build_that_ignores_sigterm_is_killed(jp_fetch, jp_root_dir):
+async def test_a_build_that_ignores_sigterm_is_killed(jp_fetch, jp_root_dir, tmp_path):
     """A task that swallows the stop (a function catching KeyboardInterrupt) cannot keep the
     build alive: after the grace period the whole tree is killed."""
     folder = jp_root_dir / "stubborn"
     folder.mkdir()
+    reached = tmp_path / "stubborn.reached"
     (folder / "tasks.py").write_text(
         "import time\n\n"
         "def stubborn(product):\n"
+        f"    {touch_code(reached)}\n"
         "    while True:\n"
         "        try:\n"
         "            time.sleep(60)\n"
@@ -127,13 +137,13 @@ async def test_a_build_that_ignores_sigterm_is_killed(jp_fetch, jp_root_dir):
     )
     build_id = await start_build(jp_fetch, "stubborn/pipeline.yaml")
     await wait_for_task(jp_fetch, build_id, "stubborn", "running")
+    await async_wait_for_marker(reached, "the task to start ignoring signals")
     tree = procs.descendants(os.getpid())
-    asked = time.monotonic()
     await api(jp_fetch, "builds", build_id, "cancel", method="POST")
-    build = await wait_for(jp_fetch, build_id, timeout=15)
+    # The task never ends by itself: only the kill after the grace period (2 s in these tests)
+    # can end the build.
+    build = await wait_for(jp_fetch, build_id, timeout=60)
     assert build["state"] == "cancelled"
-    assert time.monotonic() - asked < 5  # grace period (2 s in these tests) + the kill
     assert build["tasks"][0]["state"] == "cancelled"
-    await asyncio.sleep(0.2)
-    assert [pid for pid in tree if alive(pid)] == []
+    await all_ended(tree)
     assert not (folder / "out" / "x.txt").exists()
