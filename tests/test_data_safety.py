@@ -4,10 +4,14 @@ everything as it was."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from data_safety_tasks import file_and_folder, make_folder, write_file
+from engine_tasks import write_param
 
 from nbpipe import DAG
 from nbpipe.exceptions import DAGBuildError, DAGRenderError
@@ -103,3 +107,58 @@ def test_a_notebook_product_that_is_an_existing_folder_is_a_render_problem(workd
     ]
     assert tree(workdir / "report.html") == {"keep.txt": "keep"}
     assert not (workdir / "nb.ipynb").exists()
+
+
+def test_an_on_finish_hook_that_rejects_the_output_keeps_the_last_good_product(workdir, executor):
+    """The new output replaces the last good one only once the task's on_finish hook (and its
+    build record) succeeded; a rejected output leaves product and record as they were."""
+    dag = DAG(executor=executor)
+    task = PythonCallable(
+        write_param, File("out/data.txt"), dag, name="data", params={"value": "v1"}
+    )
+    dag.build()
+    record = File("out/data.txt").read_metadata()
+
+    def reject_bad(product):
+        if Path(str(product)).read_text() == "bad":
+            raise ValueError("the output looks wrong")
+
+    task.params = {"value": "bad"}
+    task.on_finish = reject_bad
+    with pytest.raises(DAGBuildError, match="the output looks wrong"):
+        dag.build(force=True)
+
+    assert Path("out/data.txt").read_text() == "v1"
+    assert File("out/data.txt").read_metadata() == record
+    assert sorted(path.name for path in Path("out").iterdir()) == [".data.txt.metadata", "data.txt"]
+
+
+def test_a_killed_build_leaves_working_files_that_the_next_build_sweeps(workdir):
+    """Staged files of a build that died (its pid is gone) are removed; a product it had put
+    aside comes back when nothing took its place; files of a live build are left alone."""
+    dead = _dead_pid()
+    Path("out").mkdir()
+    Path(f"out/.nbpipe-{dead:x}_0123abcd-data.txt").write_text("half written")
+    Path(f"out/.nbpipe-{dead:x}_0123abcd-old-kept.txt").write_text("last good")
+    live = Path(f"out/.nbpipe-{os.getpid():x}_0123abcd-other.txt")
+    live.write_text("a live build's")
+    dag = DAG()
+    PythonCallable(write_param, File("out/data.txt"), dag, name="data", params={"value": "new"})
+
+    dag.build()
+
+    assert sorted(path.name for path in Path("out").iterdir()) == sorted(
+        [".data.txt.metadata", "data.txt", "kept.txt", live.name]
+    )
+    assert Path("out/kept.txt").read_text() == "last good"
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has ended."""
+    process = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(process.stdout)

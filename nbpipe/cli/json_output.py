@@ -36,7 +36,11 @@ class _JsonStdout(Output):
     """JSON on the real stdout. File descriptor 1 is pointed at stderr meanwhile, so nothing else
     (what tasks or the user's imported code print, worker or kernel output) can slip into it.
     A reader that went away (a closed pipe: the program reading the JSON died) ends the writing,
-    never the command: a build then still stops its kernels and workers cleanly."""
+    never the command: a build then still stops its kernels and workers cleanly.
+
+    Forked worker processes must not hold the JSON pipe open: a reader waiting for its end would
+    otherwise wait for the workers too. In a forked child the pipe's descriptors are pointed at
+    /dev/null."""
 
     def __init__(self):
         import json
@@ -50,6 +54,17 @@ class _JsonStdout(Output):
         self._stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
         os.dup2(2, 1)
         self._reader_gone = False
+        self._closed = False
+        os.register_at_fork(after_in_child=self._let_go_in_child)
+
+    def _let_go_in_child(self) -> None:
+        if self._closed:
+            return
+        self._reader_gone = True
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (self._saved, self._stream.fileno()):
+            os.dup2(null, fd)
+        os.close(null)
 
     def write_json(self, data: Any) -> None:
         if self._reader_gone:
@@ -61,6 +76,7 @@ class _JsonStdout(Output):
             self._reader_gone = True
 
     def close(self) -> None:
+        self._closed = True
         try:
             with contextlib.suppress(OSError):
                 sys.stdout.flush()

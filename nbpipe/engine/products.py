@@ -4,15 +4,19 @@ Each product file keeps its metadata in a hidden JSON file beside it (``.<name>.
 layout Ploomber uses), so a product can be moved together with its metadata.
 
 Atomicity: a task never writes its products in place. It writes *staged* copies (hidden siblings,
-same folder, so same file system) and :func:`commit_staged` renames them over the real paths only
-once the task succeeded; metadata is written last, also through a rename. A crash at any point
-leaves either the previous product or a product without metadata, which never counts as built.
+same folder, so same file system). Once the task succeeded, a :class:`Replacement` renames them
+over the real paths, keeping the previous products and their metadata aside until the task's
+``on_finish`` hook and the new metadata succeeded (then they are dropped; on failure they are put
+back). Metadata is written through a rename too. A crash at any point leaves either the previous
+product or a product without metadata, which never counts as built; the working files a killed
+build left behind are swept by the next build (:func:`sweep_dead_builds`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator, Mapping
@@ -162,8 +166,51 @@ def staged_product(product: Product, token: str) -> Product:
     return product.staged(token)
 
 
+#: Hidden working files beside products: ``.nbpipe-<pid>_<random>-<name>`` (staged products,
+#: atomic writes) and ``.nbpipe-<pid>_<random>-old-<name>`` (a product kept aside while its
+#: replacement is checked). The pid says whose they are, so a later build can sweep the ones a
+#: dead build left behind.
+_WORKING_FILE = re.compile(r"^\.nbpipe-([0-9a-f]+)_[0-9a-f]{8}-(old-)?(.+)$")
+
+
 def new_token() -> str:
-    return uuid.uuid4().hex[:10]
+    """A fresh token for this process's working files (its pid, then random hex)."""
+    return f"{os.getpid():x}_{uuid.uuid4().hex[:8]}"
+
+
+def sweep_dead_builds(folder: Path) -> list[Path]:
+    """Removes the working files in ``folder`` that a build which is no longer running left
+    behind (it was killed): staged products are deleted; a product kept aside is put back if
+    nothing took its place. Returns what was removed or restored."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    swept = []
+    for name in names:
+        match = _WORKING_FILE.match(name)
+        if match is None or _process_alive(int(match.group(1), 16)):
+            continue
+        path = folder / name
+        original = folder / match.group(3)
+        if match.group(2) and not original.exists() and not original.is_symlink():
+            os.replace(path, original)
+        else:
+            _remove(path)
+        swept.append(path)
+    return swept
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def write_atomically(path: Path, text: str | bytes) -> None:
@@ -203,20 +250,43 @@ def kind_problem(path: Path, writes: str, task: str | None = None) -> str | None
     )
 
 
-def commit_staged(staged: File, final: File, task: str | None = None) -> None:
-    """Moves a staged product over the real one: a file replaces a file, a folder a folder.
-    Raises DAGSpecError, touching nothing, when the kinds differ (see :func:`kind_problem`)."""
-    source, target = staged.path, final.path
-    problem = kind_problem(target, kind_of(source) or "file", task)
-    if problem:
-        raise DAGSpecError(problem)
-    if source.is_dir() and target.is_dir():
-        backup = target.parent / f".nbpipe-old-{new_token()}-{target.name}"
-        os.replace(target, backup)
+class Replacement:
+    """Staged products moved into place, with what they replaced kept aside (products and build
+    records) until the task's ``on_finish`` hook and its new records have succeeded: then
+    ``keep`` drops what was kept aside; on any failure ``undo`` puts it all back, so a rejected
+    output never costs the last good product."""
+
+    def __init__(self, token: str):
+        self._token = token
+        self._moves: list[tuple[Path, Path]] = []  # (from, to), in the order they happened
+
+    def _move(self, source: Path, target: Path) -> None:
         os.replace(source, target)
-        _remove(backup)
-    else:
-        os.replace(source, target)
+        self._moves.append((source, target))
+
+    def _aside(self, path: Path) -> Path:
+        return path.parent / f".nbpipe-{self._token}-old-{path.name}"
+
+    def put(self, staged: File, final: File) -> None:
+        """Moves ``staged`` over ``final``, keeping ``final`` and its record aside first."""
+        for path in (final.metadata_path, final.path):
+            if path.exists() or path.is_symlink():
+                self._move(path, self._aside(path))
+        self._move(staged.path, final.path)
+
+    def keep(self) -> None:
+        for _source, target in self._moves:
+            if target.name.startswith(f".nbpipe-{self._token}-old-"):
+                _remove(target)
+        self._moves.clear()
+
+    def undo(self) -> None:
+        for source, target in reversed(self._moves):
+            if target.exists() or target.is_symlink():
+                if source.exists() or source.is_symlink():
+                    _remove(source)
+                os.replace(target, source)
+        self._moves.clear()
 
 
 def discard_staged(staged: File) -> None:

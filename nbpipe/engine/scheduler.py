@@ -52,7 +52,13 @@ from nbpipe.engine.events import (
     TaskStoppedEarly,
 )
 from nbpipe.engine.hooks import call_with_available
-from nbpipe.engine.products import Product, files_of, new_token, staged_product
+from nbpipe.engine.products import (
+    Product,
+    files_of,
+    new_token,
+    staged_product,
+    sweep_dead_builds,
+)
 from nbpipe.exceptions import DAGBuildEarlyStop
 from nbpipe.executors.base import WorkerLost
 from nbpipe.executors.worker import Outcome, describe_error, run_job
@@ -89,6 +95,7 @@ class Build:
         self.stop_reason: str | None = None
         self.settled: set[str] = set()  # tasks that reached a final state in this build
         self.running: dict[str, Product] = {}  # task -> its staged products
+        self.tokens: dict[str, str] = {}  # task -> the token naming its staged products
         self.unstarted = Counter(type(self.tasks[name]) for name in to_run)
 
     # -- the build ------------------------------------------------------------------------------
@@ -111,6 +118,7 @@ class Build:
                 else:
                     emit(TaskSkipped(task=name, products=_paths(task.product)))
                     self.settled.add(name)
+            self._sweep_dead_builds()
             self._run_pool(executor)
             if self.stop_reason is not None:
                 self._cancel_rest(f"the build stopped early: {self.stop_reason}")
@@ -140,6 +148,12 @@ class Build:
             BuildFinished(outcome=outcome, stop_reason=self.stop_reason, failed=list(self.failures))
         )
         return outcome
+
+    def _sweep_dead_builds(self) -> None:
+        """Working files that killed builds left beside this build's products go first."""
+        folders = {file.path.parent for name in self.to_run for file in self.tasks[name].files}
+        for folder in folders:
+            sweep_dead_builds(folder)
 
     def _run_pool(self, executor: Executor) -> None:
         imports = sorted(
@@ -204,7 +218,8 @@ class Build:
         staged = None
         try:
             task.prepare_folders()
-            staged = staged_product(task.product, new_token())
+            self.tokens[task.name] = token = new_token()
+            staged = staged_product(task.product, token)
             job = task.make_job(staged, more_to_come=self.unstarted[type(task)] > 0)
             future = pool.submit(run_job, job)
         except Exception as error:
@@ -223,11 +238,9 @@ class Build:
         outcome = _outcome_of(task.name, future)
         if outcome.state == "ok":
             try:
-                task.commit(staged)
-                if task.on_finish:
-                    call_with_available(task.on_finish, task.hook_arguments())
-                task.save_metadata()
+                self._put_in_place(task, staged)
             except DAGBuildEarlyStop as stop:
+                task.discard(staged)
                 return self._stopped_early(task, str(stop), outcome)
             except Exception as error:
                 outcome = Outcome(
@@ -250,6 +263,19 @@ class Build:
         if outcome.state == "early_stop":
             return self._stopped_early(task, outcome.message, outcome)
         return self._failed(task, outcome)
+
+    def _put_in_place(self, task: Task, staged: Product) -> None:
+        """The task's products replace the previous ones for good only once its ``on_finish``
+        hook and its build records succeeded; otherwise the previous ones are put back."""
+        replacement = task.commit(staged, self.tokens[task.name])
+        try:
+            if task.on_finish:
+                call_with_available(task.on_finish, task.hook_arguments())
+            task.save_metadata()
+        except BaseException:
+            replacement.undo()
+            raise
+        replacement.keep()
 
     def _failed(self, task: Task, outcome: Outcome) -> TaskStatus:
         failure = outcome.failure or TaskFailure(task=task.name, type="Error", message="failed")

@@ -7,6 +7,7 @@ survive pickling back to the scheduler.
 from __future__ import annotations
 
 import importlib
+import multiprocessing
 import os
 import signal
 import sys
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 
 from nbpipe.engine.events import TaskFailure
 from nbpipe.exceptions import DAGBuildEarlyStop, NotebookExecutionError
+from nbpipe.executors.lifeline import die_with_parent
 
 
 @dataclass(frozen=True)
@@ -86,10 +88,14 @@ def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], None] | Non
     papermill shuts its kernel down instead of leaving it orphaned. Slow imports the tasks need
     (papermill, nbformat) are paid here, once per worker.
 
+    A worker dies with its parent (``lifeline``): a build killed outright leaves no worker behind.
     A SIGTERM during start-up means the build is being stopped: the worker leaves quietly (a
     SystemExit escaping an initializer would print "Exception in initializer" and a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid is not None:
+        die_with_parent(parent.pid)
     try:
         if imports:
             _import_without_iri_checker(imports)

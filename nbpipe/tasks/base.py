@@ -17,10 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from nbpipe.engine.events import TaskStatus
 from nbpipe.engine.products import (
     File,
-    MultiProduct,
     Product,
+    Replacement,
     as_product,
-    commit_staged,
     discard_staged,
     files_of,
     kind_of,
@@ -55,8 +54,8 @@ class Upstream(dict):
 class Task:
     """A unit of work in a DAG, producing ``product``.
 
-    ``exec_status`` tracks the current or last build; it is set only from the build's event
-    stream (see ``nbpipe.engine.events``).
+    ``exec_status`` is the task's status in its DAG's current or last build, as the build's
+    state (``nbpipe.engine.state.BuildState``) derives it from the events.
     """
 
     def __init__(
@@ -74,8 +73,11 @@ class Task:
         self.on_render = None
         self.on_finish = None
         self.on_failure = None
-        self.exec_status = TaskStatus.PENDING
         dag._add(self)
+
+    @property
+    def exec_status(self) -> TaskStatus:
+        return self.dag.task_status(self.name)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -211,14 +213,15 @@ class Task:
         return map_files(self.product, File.fingerprint)
 
     # -- after a successful run (in the scheduling process) -------------------------------------
-    def commit(self, staged: Product) -> None:
-        """Moves the staged products into place. Fails, with every product and build record left
-        as it was, if the task did not write a product, or wrote a file where a folder is (or a
-        folder where a file is): a build never destroys what it did not make."""
+    def commit(self, staged: Product, token: str) -> Replacement:
+        """Moves the staged products into place, keeping what they replace aside (see
+        ``Replacement``: the caller keeps or undoes it once ``on_finish`` and the new records
+        have succeeded). Fails, with every product and build record left as it was, if the task
+        did not write a product, or wrote a file where a folder is (or a folder where a file
+        is): a build never destroys what it did not make."""
         pairs = list(zip(files_of(staged), self.files, strict=True))
         missing = [str(final) for temp, final in pairs if not temp.path.exists()]
         if missing:
-            self.discard(staged)
             raise DAGSpecError(
                 f"Task {self.name!r} finished without writing its product(s): {', '.join(missing)}"
             )
@@ -228,12 +231,15 @@ class Task:
             if (problem := kind_problem(final.path, kind_of(temp.path) or "file", self.name))
         ]
         if mismatched:
-            self.discard(staged)
             raise DAGSpecError("; ".join(mismatched))
-        for file in self.files:
-            file.delete_metadata()
-        for temp, final in pairs:
-            commit_staged(temp, final, self.name)
+        replacement = Replacement(token)
+        try:
+            for temp, final in pairs:
+                replacement.put(temp, final)
+        except BaseException:
+            replacement.undo()
+            raise
+        return replacement
 
     def discard(self, staged: Product) -> None:
         for temp in files_of(staged):
@@ -255,7 +261,3 @@ class Task:
     def prepare_folders(self) -> None:
         for file in self.files:
             file.path.parent.mkdir(parents=True, exist_ok=True)
-
-
-def is_multi(product: Product) -> bool:
-    return isinstance(product, MultiProduct)
