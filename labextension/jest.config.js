@@ -1,4 +1,4 @@
-// Unit tests of the panel's state logic (src/model.ts): plain Node, no browser, no JupyterLab.
+// Unit tests of the panel's logic (reducer, model, view): plain Node, no browser, no JupyterLab.
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],

@@ -4,8 +4,9 @@
 
 Starts JupyterLab on a copy of the example pipeline, subscribes to the server's event bus, and
 builds twice: once cleanly (``build-success.json``), once with ``clean.py`` broken
-(``build-failure.json``). Each file holds the build's events as the browser receives them and the
-build's REST snapshot at the end; ``pipeline.json`` is the pipeline's status after both. The
+(``build-failure.json``). Each file holds the build's envelopes as the browser receives them
+(``{build_id, pipeline, seq, state, event}``, ``event`` being a contract event) and the build's
+REST snapshot at the end (the server's fields and ``BuildState.to_dict()``); ``pipeline.json`` is the pipeline's status after both. The
 temporary root folder is written as ``/root-folder``. Run it again when the event schema or the
 REST answers change, then run ``jlpm test``.
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from conftest import REPO, TOKEN, Lab, copy_example
 from tornado.websocket import websocket_connect
 
-SCHEMA = "https://events.nbpipe.org/build/v1"
+SCHEMA = "https://events.nbpipe.org/build/v2"
 OUT = REPO / "labextension" / "test" / "fixtures"
 
 
@@ -49,7 +50,7 @@ async def record() -> None:
                 if message.get("schema_id") != SCHEMA or message["build_id"] != build["id"]:
                     continue
                 events.append(message)
-                if message["event"] == "build_ended":
+                if message["event"]["event"] == "build_ended":
                     break
             snapshot = lab.api("GET", f"nbpipe/api/builds/{build['id']}")
             text = scrub({"events": events, "snapshot": snapshot}, root)

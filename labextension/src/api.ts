@@ -5,7 +5,7 @@
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type { Build, BuildState, BuildSummary, Pipeline, PipelineListing } from './model';
+import type { Accepted, Build, BuildSummary, Pipeline, PipelineListing } from './types';
 
 /** An answer with an error status; `body` is the server's JSON error, when it sent one. */
 export class ApiError extends Error {
@@ -20,12 +20,6 @@ export class ApiError extends Error {
 
 /** The server did not answer at all (stopped, restarting, network down). */
 export class UnreachableError extends Error {}
-
-export interface Accepted {
-  id: string;
-  pipeline: string;
-  state: BuildState;
-}
 
 export class NbpipeApi {
   constructor(readonly settings: ServerConnection.ISettings = ServerConnection.makeSettings()) {}

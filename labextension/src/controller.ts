@@ -1,7 +1,8 @@
 /**
  * The panel's controller: owns the state (`model.ts`), feeds it the server's answers and live
  * events, and carries out the effects the model asks for. No rendering here, no state logic
- * either: every change of state goes through a function of `model.ts`.
+ * either: every change of state goes through a function of `model.ts` (and a build's events
+ * through the reducer, `reducer.ts`).
  *
  * Live state comes from the server's event bus (`serviceManager.events.stream`). The REST API is
  * read when the panel opens, when the model finds a gap in a build's events, when a build ends
@@ -13,31 +14,29 @@
 import { Signal, ISignal } from '@lumino/signaling';
 import { IDisposable } from '@lumino/disposable';
 
-import { Accepted, ApiError, NbpipeApi, UnreachableError } from './api';
+import { ApiError, NbpipeApi, UnreachableError } from './api';
+import { candidatePipelines, pipelineOwns } from './files';
 import {
+  applyBusEvent,
   applyDetail,
   applyDetailError,
-  applyEvent,
   applyHistory,
   applyListing,
   applySnapshot,
   buildAccepted,
-  BuildEvent,
-  candidatePipelines,
   canBuild,
   canCancel,
-  EVENT_SCHEMA_ID,
   Effects,
-  initialState,
+  initialPanelState,
   isActive,
   PanelState,
-  Pipeline,
-  pipelineOwns,
   reconnected,
   Result,
   select,
   snapshotFailed
 } from './model';
+import { EVENT_SCHEMA_ID } from './types';
+import type { Accepted, BuildEnvelope, Pipeline } from './types';
 
 /** What the controller needs of JupyterLab's event manager (`serviceManager.events`). */
 export interface IEventSource {
@@ -199,11 +198,14 @@ export class PipelineController implements IDisposable {
     if (emission.schema_id !== EVENT_SCHEMA_ID) {
       return;
     }
-    const event = emission as unknown as BuildEvent;
-    if (event.pipeline === this._state.selected) {
+    const envelope = emission as unknown as BuildEnvelope;
+    if (!envelope.event || typeof envelope.event !== 'object') {
+      return;
+    }
+    if (envelope.pipeline === this._state.selected) {
       this._lastEvent = Date.now();
     }
-    this._dispatch(applyEvent(this._state, event, Date.now() / 1000));
+    this._dispatch(applyBusEvent(this._state, envelope, Date.now() / 1000));
   }
 
   private _perform(effects: Effects): void {
@@ -340,7 +342,7 @@ export class PipelineController implements IDisposable {
     this._changed.emit();
   }
 
-  private _state: PanelState = initialState();
+  private _state: PanelState = initialPanelState();
   private _changed = new Signal<this, void>(this);
   private _events: IEventSource;
   private _details = new Map<string, Pipeline>();

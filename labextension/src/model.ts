@@ -2,177 +2,33 @@
  * The panel's state, and the pure functions that change it.
  *
  * Nothing here touches the network, the DOM or JupyterLab: the controller (`controller.ts`) feeds
- * in what the server says (REST snapshots and event-bus events) and carries out the *effects* the
- * functions ask for (load a build, reload the history, reload the pipeline's status). That keeps
- * the one tricky part, merging a live event stream with snapshots, testable on plain data.
+ * in what the server says (REST snapshots and event-bus envelopes) and carries out the *effects*
+ * the functions ask for (load a build, reload the history, reload the pipeline's status). What a
+ * build's events make of it is the reducer's business (`reducer.ts`); here is how the live event
+ * stream and the REST snapshots are merged.
  *
  * The server numbers each build's events from 1 (`seq`), and every REST snapshot of a build
  * carries the `seq` it reflects. So the rule is:
  *
  *   - an event with `seq <= build.seq` is already in what we show: dropped;
- *   - `seq == build.seq + 1`: applied;
+ *   - `seq == build.seq + 1`: applied (through the reducer);
  *   - `seq > build.seq + 1`: something was missed (a reconnect, a server restart): the event is
  *     kept aside and a snapshot is asked for; when it comes, the kept events after its `seq` are
  *     applied in order.
  *
  * Example: we show build B at seq 4, the socket drops, events 5 and 6 are lost and 7 arrives.
- * `applyEvent` keeps 7 and asks for B's snapshot; the snapshot comes at seq 6; `applySnapshot`
+ * `applyBusEvent` keeps 7 and asks for B's snapshot; the snapshot comes at seq 6; `applySnapshot`
  * takes it and applies 7. Had the snapshot come at seq 7 or later, 7 would be dropped.
- *
- * Task states are the engine's (`pending`, `queued`, `running`, `executed`, `skipped`, `failed`,
- * `aborted`, `stopped_early`, `cancelled`); the panel shows them as `display()` says.
  */
-
-// -- what the server sends (nbpipe/server/openapi.yaml) -----------------------------------------
-
-export type TaskState =
-  | 'pending'
-  | 'queued'
-  | 'running'
-  | 'executed'
-  | 'skipped'
-  | 'failed'
-  | 'aborted'
-  | 'stopped_early'
-  | 'cancelled';
-
-export type BuildState =
-  | 'starting'
-  | 'running'
-  | 'cancelling'
-  | 'success'
-  | 'failed'
-  | 'stopped_early'
-  | 'cancelled'
-  | 'interrupted'
-  | 'error';
-
-export interface Product {
-  path: string;
-  in_root: boolean;
-}
-
-export interface TaskError {
-  summary?: string;
-  message?: string;
-  type?: string;
-  ename?: string;
-  evalue?: string;
-  cell_index?: number;
-  line?: number | null;
-  code?: string | null;
-  traceback?: string;
-  partial_path?: string;
-  source?: string;
-}
-
-export interface BuildTask {
-  name: string;
-  state: TaskState;
-  reasons: string[];
-  started: number | null;
-  ended: number | null;
-  elapsed: number | null;
-  products: Product[];
-  detail: string | null;
-  error: TaskError | null;
-}
-
-export interface BuildSummary {
-  id: string;
-  pipeline: string;
-  state: BuildState;
-  force: boolean;
-  targets: string[];
-  created: number;
-  started: number | null;
-  ended: number | null;
-  elapsed: number | null;
-  outcome: string | null;
-  exit_code: number | null;
-  message: string | null;
-  seq: number;
-  counts?: { [state: string]: number };
-}
-
-export interface Build extends BuildSummary {
-  tasks: BuildTask[];
-}
-
-export type PipelineTaskState = 'up to date' | 'outdated' | 'never built' | 'error';
-
-export interface PipelineTask {
-  name: string;
-  kind: 'notebook' | 'function';
-  source: string | null;
-  upstream: string[];
-  products: Product[];
-  state: PipelineTaskState;
-  reasons: string[];
-  last_built: number | null;
-  last_result: { state: TaskState; ended: number | null; build_id: string } | null;
-}
-
-export interface Pipeline {
-  path: string;
-  name: string;
-  executor: string;
-  tasks: PipelineTask[];
-  edges: [string, string][];
-  warnings: string[];
-  building: string | null;
-  last_build: BuildSummary | null;
-}
-
-export interface PipelineListing {
-  path: string;
-  building: string | null;
-  last_build: BuildSummary | null;
-}
-
-/** One event from the server's event bus (schema https://events.nbpipe.org/build/v1). */
-export interface BuildEvent {
-  build_id: string;
-  pipeline: string;
-  seq: number;
-  event: string;
-  time: number;
-  task?: string | null;
-  state: BuildState;
-  task_state?: TaskState | null;
-  details?: { [key: string]: any };
-}
-
-export const EVENT_SCHEMA_ID = 'https://events.nbpipe.org/build/v1';
-
-export const ACTIVE_BUILD_STATES: ReadonlySet<string> = new Set([
-  'starting',
-  'running',
-  'cancelling'
-]);
-
-export const FINAL_TASK_STATES: ReadonlySet<string> = new Set([
-  'executed',
-  'skipped',
-  'failed',
-  'aborted',
-  'stopped_early',
-  'cancelled'
-]);
-
-/** The task state after each engine task event (nbpipe.engine.events.STATUS_AFTER). */
-const STATE_AFTER: { [event: string]: TaskState } = {
-  task_queued: 'queued',
-  task_skipped: 'skipped',
-  task_started: 'running',
-  task_finished: 'executed',
-  task_failed: 'failed',
-  task_aborted: 'aborted',
-  task_stopped_early: 'stopped_early',
-  task_cancelled: 'cancelled'
-};
-
-// -- the panel's state ---------------------------------------------------------------------------
+import { applyEvent, initialState as initialBuildState, isFinished } from './reducer';
+import type {
+  Accepted,
+  Build,
+  BuildEnvelope,
+  BuildSummary,
+  Pipeline,
+  PipelineListing
+} from './types';
 
 export interface PanelState {
   /** The pipelines under the server root, as listed (null: not loaded yet). */
@@ -188,7 +44,7 @@ export interface PanelState {
   /** The build shown: the one running, else the pipeline's last one. */
   build: Build | null;
   /** Events that arrived ahead of what `build` reflects (or for a build being loaded). */
-  pending: BuildEvent[];
+  pending: BuildEnvelope[];
   /** The build whose snapshot was asked for and has not come yet. */
   loading: string | null;
   /** The pipeline's builds, newest first. */
@@ -217,7 +73,7 @@ export interface Result {
   effects: Effects;
 }
 
-export function initialState(): PanelState {
+export function initialPanelState(): PanelState {
   return {
     pipelines: null,
     selected: null,
@@ -235,8 +91,24 @@ export function initialState(): PanelState {
   };
 }
 
-export function isActive(build: BuildSummary | null | undefined): boolean {
-  return !!build && ACTIVE_BUILD_STATES.has(build.state);
+/** Whether a build is on its way (not in a final state). */
+export function isActive(build: { state: string } | null | undefined): boolean {
+  return !!build && !isFinished(build.state);
+}
+
+/** Whether "Build pipeline" applies now. */
+export function canBuild(state: PanelState): boolean {
+  return !!state.selected && state.request === null && !isActive(state.build) && state.connected;
+}
+
+/** Whether "Cancel" applies now: a build runs and no cancel was asked yet. */
+export function canCancel(state: PanelState): boolean {
+  return (
+    isActive(state.build) &&
+    state.build!.state !== 'cancelling' &&
+    state.request === null &&
+    state.connected
+  );
 }
 
 // -- pipelines -----------------------------------------------------------------------------------
@@ -260,7 +132,7 @@ export function select(state: PanelState, path: string | null): Result {
   }
   const { pipelines, connected, skew } = state;
   return {
-    state: { ...initialState(), pipelines, connected, skew, selected: path },
+    state: { ...initialPanelState(), pipelines, connected, skew, selected: path },
     effects: path ? { reloadDetail: true, reloadHistory: true } : {}
   };
 }
@@ -290,9 +162,6 @@ export function applyDetail(state: PanelState, detail: Pipeline): Result {
     effects.loadBuild = wanted;
     next.loading = wanted;
   }
-  if (shown && !shown.tasks.length) {
-    next.build = { ...shown, tasks: blankTasks(detail) };
-  }
   return { state: next, effects };
 }
 
@@ -313,16 +182,12 @@ export function applyHistory(state: PanelState, path: string, builds: BuildSumma
 // -- builds --------------------------------------------------------------------------------------
 
 /** The server accepted a build (POST /builds answered 202). */
-export function buildAccepted(
-  state: PanelState,
-  accepted: { id: string; pipeline: string; state: BuildState },
-  now: number
-): Result {
+export function buildAccepted(state: PanelState, accepted: Accepted, now: number): Result {
   const base = { ...state, request: null, notice: null };
   if (accepted.pipeline !== state.selected || state.build?.id === accepted.id) {
     return { state: base, effects: {} }; // its first event came before the answer
   }
-  const build = blankBuild(accepted.id, accepted.pipeline, now - state.skew, state.detail);
+  const build = blankBuild(accepted.id, accepted.pipeline, now - state.skew);
   build.state = accepted.state;
   const history = [summary(build), ...state.history.filter(b => b.id !== build.id)];
   // Events of this build that came before the answer are kept in `pending`.
@@ -336,23 +201,23 @@ export function buildAccepted(
  * A live event. Events of other pipelines are ignored; events of a build not shown start
  * showing it (its first event) or ask for its snapshot (a later one: we came in mid-build).
  */
-export function applyEvent(state: PanelState, event: BuildEvent, now: number): Result {
-  if (event.pipeline !== state.selected) {
-    return { state: listingEvent(state, event), effects: {} };
+export function applyBusEvent(state: PanelState, envelope: BuildEnvelope, now: number): Result {
+  if (envelope.pipeline !== state.selected) {
+    return { state: listingEvent(state, envelope), effects: {} };
   }
-  const skew = typeof event.time === 'number' ? now - event.time : state.skew;
-  let next: PanelState = { ...listingEvent(state, event), skew, connected: true };
+  const time = envelope.event?.time;
+  const skew = typeof time === 'number' ? now - time : state.skew;
+  let next: PanelState = { ...listingEvent(state, envelope), skew, connected: true };
   const effects: Effects = {};
   const build = next.build;
-  if (!build || build.id !== event.build_id) {
-    if (historyHas(next, event.build_id) && !isActive(historyEntry(next, event.build_id))) {
+  if (!build || build.id !== envelope.build_id) {
+    if (historyHas(next, envelope.build_id) && !isActive(historyEntry(next, envelope.build_id))) {
       return { state: next, effects }; // a late event of an old build
     }
-    if (event.seq === 1) {
-      const fresh = blankBuild(event.build_id, event.pipeline, event.time, next.detail);
-      fresh.seq = 0;
+    if (envelope.seq === 1) {
+      const fresh = blankBuild(envelope.build_id, envelope.pipeline, time ?? now - state.skew);
       next = { ...next, build: fresh, loading: null };
-      next = applyInOrder(next, event, effects);
+      next = applyInOrder(next, envelope, effects);
       next.pending = next.pending.filter(e => e.build_id === fresh.id);
       next = drain(next, effects);
       next.history = [summary(next.build!), ...next.history.filter(b => b.id !== fresh.id)];
@@ -360,27 +225,27 @@ export function applyEvent(state: PanelState, event: BuildEvent, now: number): R
       return { state: next, effects };
     }
     next.pending = keep(
-      next.pending.filter(e => e.build_id === event.build_id),
-      event
+      next.pending.filter(e => e.build_id === envelope.build_id),
+      envelope
     );
-    if (next.loading !== event.build_id) {
-      next.loading = event.build_id;
-      effects.loadBuild = event.build_id;
+    if (next.loading !== envelope.build_id) {
+      next.loading = envelope.build_id;
+      effects.loadBuild = envelope.build_id;
     }
     return { state: next, effects };
   }
-  if (event.seq <= build.seq) {
+  if (envelope.seq <= build.seq) {
     return { state: next, effects }; // already in what we show
   }
-  if (event.seq > build.seq + 1) {
-    next.pending = keep(next.pending, event);
+  if (envelope.seq > build.seq + 1) {
+    next.pending = keep(next.pending, envelope);
     if (next.loading !== build.id) {
       next.loading = build.id;
       effects.loadBuild = build.id;
     }
     return { state: next, effects };
   }
-  next = applyInOrder(next, event, effects);
+  next = applyInOrder(next, envelope, effects);
   next = drain(next, effects);
   return { state: next, effects };
 }
@@ -403,10 +268,10 @@ export function applySnapshot(state: PanelState, snapshot: Build): Result {
   }
   if (shown && shown.id === snapshot.id) {
     if (snapshot.seq >= shown.seq) {
-      next.build = withTasks(snapshot, next.detail);
+      next.build = fromSnapshot(snapshot);
     }
   } else if (!shown || snapshot.created >= shown.created) {
-    next.build = withTasks(snapshot, next.detail);
+    next.build = fromSnapshot(snapshot);
   } else {
     return { state: next, effects }; // an older build than the one shown
   }
@@ -446,122 +311,25 @@ export function reconnected(state: PanelState): PanelState {
 
 // -- applying one event --------------------------------------------------------------------------
 
-function applyInOrder(state: PanelState, event: BuildEvent, effects: Effects): PanelState {
-  const build = cloneBuild(state.build!);
+/** The next event of the build shown: the reducer makes the build's state of it. */
+function applyInOrder(state: PanelState, envelope: BuildEnvelope, effects: Effects): PanelState {
+  const event = envelope.event;
+  const build: Build = { ...applyEvent(state.build!, event), seq: envelope.seq };
   let stale = state.detailStale;
-  const details = event.details ?? {};
-  build.seq = event.seq;
-  if (event.state) {
-    build.state = event.state;
-  }
-  switch (event.event) {
-    case 'build_created':
-      build.created = event.time;
-      build.force = !!details.force;
-      build.targets = Array.isArray(details.targets) ? details.targets : [];
-      break;
-    case 'build_started':
-      build.started = event.time;
-      if (Array.isArray(details.tasks)) {
-        build.tasks = planTasks(build.tasks, details.tasks);
-      }
-      break;
-    case 'build_finished':
-      build.outcome = details.outcome ?? build.outcome;
-      build.message = details.stop_reason ?? build.message;
-      break;
-    case 'build_ended':
-      build.ended = event.time;
-      build.elapsed = build.started !== null ? event.time - build.started : null;
-      build.message = details.message ?? build.message;
-      build.exit_code = details.exit_code ?? build.exit_code;
-      endUnfinished(build, event.time);
-      // The server's record is the last word (the build, its history, the pipeline's status).
-      effects.loadBuild = build.id;
-      effects.reloadHistory = true;
-      effects.reloadDetail = true;
-      stale = true;
-      break;
-    default:
-      if (event.task) {
-        applyTaskEvent(build, event);
-      }
+  if (event.event === 'build_created') {
+    // What the server adds to the build's state comes with its first event.
+    build.created = event.time;
+    build.force = !!event.force;
+    build.targets = [...(event.targets ?? [])];
+  } else if (event.event === 'build_ended') {
+    // The server's record is the last word (the build, its history, the pipeline's status).
+    effects.loadBuild = build.id;
+    effects.reloadHistory = true;
+    effects.reloadDetail = true;
+    stale = true;
   }
   const history = mergeHistory(state.history, build);
   return { ...state, build, history, detailStale: stale };
-}
-
-function applyTaskEvent(build: Build, event: BuildEvent): void {
-  const details = event.details ?? {};
-  let task = build.tasks.find(t => t.name === event.task);
-  if (!task) {
-    task = blankTask(event.task!);
-    build.tasks.push(task);
-  }
-  const state = event.task_state ?? STATE_AFTER[event.event];
-  if (state) {
-    task.state = state;
-  }
-  switch (event.event) {
-    case 'task_queued':
-      task.reasons = Array.isArray(details.reasons) ? details.reasons : [];
-      break;
-    case 'task_started': // may repeat once: a task whose worker died is retried
-      task.started = event.time;
-      task.ended = null;
-      task.elapsed = null;
-      task.error = null;
-      break;
-    case 'task_finished':
-    case 'task_failed':
-    case 'task_stopped_early':
-      task.ended = event.time;
-      break;
-  }
-  if (typeof details.elapsed === 'number') {
-    task.elapsed = details.elapsed;
-  }
-  if (Array.isArray(details.products)) {
-    task.products = details.products;
-  }
-  const detail = details.reason ?? details.message;
-  if (detail) {
-    task.detail = detail;
-  }
-  if (event.event === 'task_failed') {
-    task.error = failure(details);
-  }
-}
-
-function failure(details: { [key: string]: any }): TaskError {
-  const error: TaskError = { ...(details.details ?? {}) };
-  if (!error.message && typeof details.error === 'string') {
-    error.message = details.error;
-  }
-  if (!error.summary) {
-    const lines = (error.message ?? '').trim().split('\n');
-    error.summary = lines[lines.length - 1] || 'failed';
-  }
-  return error;
-}
-
-/** Mirrors the server's record at the end of a build: unfinished tasks end cancelled. */
-function endUnfinished(build: Build, when: number): void {
-  const reason =
-    build.state === 'cancelled'
-      ? 'the build was cancelled'
-      : build.state === 'interrupted'
-        ? 'the server stopped'
-        : 'the build stopped';
-  for (const task of build.tasks) {
-    if (!FINAL_TASK_STATES.has(task.state)) {
-      task.state = 'cancelled';
-      task.detail = task.detail ?? reason;
-      if (task.started !== null) {
-        task.ended = when;
-      }
-    }
-  }
 }
 
 /** Applies the kept events that now follow the build shown, in order. */
@@ -574,37 +342,41 @@ function drain(state: PanelState, effects: Effects = {}): PanelState {
   const id = build().id;
   const kept = next.pending.filter(e => e.build_id === id).sort((a, b) => a.seq - b.seq);
   let rest = next.pending.filter(e => e.build_id !== id);
-  for (const event of kept) {
-    if (event.seq <= build().seq) {
+  for (const envelope of kept) {
+    if (envelope.seq <= build().seq) {
       continue;
     }
-    if (event.seq === build().seq + 1) {
-      next = applyInOrder(next, event, effects);
+    if (envelope.seq === build().seq + 1) {
+      next = applyInOrder(next, envelope, effects);
     } else {
-      rest = [...rest, event];
+      rest = [...rest, envelope];
     }
   }
   return { ...next, pending: rest.filter(e => e.build_id !== id || e.seq > build().seq) };
 }
 
-function keep(pending: BuildEvent[], event: BuildEvent): BuildEvent[] {
-  const others = pending.filter(e => !(e.build_id === event.build_id && e.seq === event.seq));
-  const kept = [...others, event];
+function keep(pending: BuildEnvelope[], envelope: BuildEnvelope): BuildEnvelope[] {
+  const others = pending.filter(e => !(e.build_id === envelope.build_id && e.seq === envelope.seq));
+  const kept = [...others, envelope];
   return kept.length > 1000 ? kept.slice(kept.length - 1000) : kept; // bounded
 }
 
 /** Keeps the pipeline listing's "building" marks current from events of any pipeline. */
-function listingEvent(state: PanelState, event: BuildEvent): PanelState {
+function listingEvent(state: PanelState, envelope: BuildEnvelope): PanelState {
   if (!state.pipelines) {
     return state;
   }
-  const active = ACTIVE_BUILD_STATES.has(event.state);
+  const active = !isFinished(envelope.state);
   let changed = false;
   const pipelines = state.pipelines.map(p => {
-    if (p.path !== event.pipeline) {
+    if (p.path !== envelope.pipeline) {
       return p;
     }
-    const building = active ? event.build_id : p.building === event.build_id ? null : p.building;
+    const building = active
+      ? envelope.build_id
+      : p.building === envelope.build_id
+        ? null
+        : p.building;
     if (building === p.building) {
       return p;
     }
@@ -616,69 +388,33 @@ function listingEvent(state: PanelState, event: BuildEvent): PanelState {
 
 // -- building blocks -----------------------------------------------------------------------------
 
-function blankTask(name: string): BuildTask {
+/** A build before its first event: the reducer's initial state, and the server's fields. */
+function blankBuild(id: string, pipeline: string, created: number): Build {
   return {
-    name,
-    state: 'pending',
-    reasons: [],
-    started: null,
-    ended: null,
-    elapsed: null,
-    products: [],
-    detail: null,
-    error: null
-  };
-}
-
-function blankTasks(detail: Pipeline | null): BuildTask[] {
-  return detail ? detail.tasks.map(t => blankTask(t.name)) : [];
-}
-
-function blankBuild(id: string, pipeline: string, created: number, detail: Pipeline | null): Build {
-  return {
+    ...initialBuildState(),
     id,
     pipeline,
-    state: 'starting',
     force: false,
     targets: [],
     created,
-    started: null,
-    ended: null,
-    elapsed: null,
-    outcome: null,
-    exit_code: null,
-    message: null,
-    seq: 0,
-    tasks: blankTasks(detail)
+    seq: 0
   };
 }
 
-function withTasks(snapshot: Build, detail: Pipeline | null): Build {
-  const build = cloneBuild(snapshot);
-  if (!build.tasks || !build.tasks.length) {
-    build.tasks = blankTasks(detail);
-  }
-  return build;
-}
-
-/** The build's task rows in the plan's order; rows of tasks outside the plan are dropped. */
-function planTasks(rows: BuildTask[], plan: string[]): BuildTask[] {
-  const byName = new Map(rows.map(t => [t.name, t]));
-  return plan.map(name => byName.get(name) ?? blankTask(name));
-}
-
-function cloneBuild(build: Build): Build {
+/** A snapshot as the panel keeps it (a build the server has not planned yet has no tasks). */
+function fromSnapshot(snapshot: Build): Build {
   return {
-    ...build,
-    targets: [...(build.targets ?? [])],
-    tasks: (build.tasks ?? []).map(t => ({ ...t }))
+    ...snapshot,
+    targets: [...(snapshot.targets ?? [])],
+    tasks: [...(snapshot.tasks ?? [])]
   };
 }
 
+/** A build as the history lists it: without its tasks, with how many are in each status. */
 export function summary(build: Build): BuildSummary {
-  const counts: { [state: string]: number } = {};
+  const counts: { [status: string]: number } = {};
   for (const task of build.tasks) {
-    counts[task.state] = (counts[task.state] ?? 0) + 1;
+    counts[task.status] = (counts[task.status] ?? 0) + 1;
   }
   // eslint-disable-next-line @typescript-eslint/no-unused-vars
   const { tasks, ...rest } = build;
@@ -701,253 +437,4 @@ function mergeHistory(history: BuildSummary[], build: Build): BuildSummary[] {
   const merged = [...history];
   merged[index] = summary(build);
   return merged;
-}
-
-// -- what the view shows -------------------------------------------------------------------------
-
-export type Display =
-  | 'waiting'
-  | 'running'
-  | 'done'
-  | 'skipped'
-  | 'failed'
-  | 'aborted'
-  | 'cancelled'
-  | 'stopped-early'
-  | 'idle';
-
-export const DISPLAY_LABEL: { [display in Display]: string } = {
-  waiting: 'waiting',
-  running: 'running',
-  done: 'done',
-  skipped: 'skipped',
-  failed: 'failed',
-  aborted: 'aborted',
-  cancelled: 'cancelled',
-  'stopped-early': 'stopped early',
-  idle: ''
-};
-
-export function display(state: TaskState | null | undefined): Display {
-  switch (state) {
-    case 'pending':
-    case 'queued':
-      return 'waiting';
-    case 'running':
-      return 'running';
-    case 'executed':
-      return 'done';
-    case 'skipped':
-      return 'skipped';
-    case 'failed':
-      return 'failed';
-    case 'aborted':
-      return 'aborted';
-    case 'cancelled':
-      return 'cancelled';
-    case 'stopped_early':
-      return 'stopped-early';
-    default:
-      return 'idle';
-  }
-}
-
-export interface TaskRow {
-  name: string;
-  kind: 'notebook' | 'function' | null;
-  source: string | null;
-  upstream: string[];
-  products: Product[];
-  /** Its state in the build shown, if it takes part in it. */
-  run: BuildTask | null;
-  display: Display;
-  /** Its status now, from the pipeline's status ("up to date", "outdated", ...). */
-  status: PipelineTaskState | null;
-  /** The longest chain of upstream tasks before it (0: no upstream task). */
-  layer: number;
-}
-
-/** The rows the panel shows, grouped by layer (upstream tasks come in earlier layers). */
-export function taskLayers(state: PanelState): TaskRow[][] {
-  const detail = state.detail;
-  const runs = new Map((state.build?.tasks ?? []).map(t => [t.name, t]));
-  const rows: TaskRow[] = [];
-  const seen = new Set<string>();
-  for (const task of detail?.tasks ?? []) {
-    const run = runs.get(task.name) ?? null;
-    seen.add(task.name);
-    rows.push({
-      name: task.name,
-      kind: task.kind,
-      source: task.source,
-      upstream: task.upstream,
-      products: run && run.products.length ? run.products : task.products,
-      run,
-      display: display(run?.state),
-      status: task.state,
-      layer: 0
-    });
-  }
-  for (const run of state.build?.tasks ?? []) {
-    if (!seen.has(run.name)) {
-      rows.push({
-        name: run.name,
-        kind: null,
-        source: null,
-        upstream: [],
-        products: run.products,
-        run,
-        display: display(run.state),
-        status: null,
-        layer: 0
-      });
-    }
-  }
-  const layer = layersOf(
-    rows.map(r => r.name),
-    rows.flatMap(r => r.upstream.map(up => [up, r.name] as [string, string]))
-  );
-  const grouped: TaskRow[][] = [];
-  for (const row of rows) {
-    row.layer = layer.get(row.name) ?? 0;
-    (grouped[row.layer] = grouped[row.layer] ?? []).push(row);
-  }
-  return grouped.filter(group => group && group.length);
-}
-
-/**
- * Each node's layer: the length of the longest path of edges leading to it. One pass in
- * topological order (Kahn), O(nodes + edges). Nodes on a cycle (none in a valid pipeline) go
- * after everything else.
- */
-export function layersOf(nodes: string[], edges: [string, string][]): Map<string, number> {
-  const known = new Set(nodes);
-  const indegree = new Map(nodes.map(n => [n, 0]));
-  const downstream = new Map<string, string[]>(nodes.map(n => [n, []]));
-  for (const [up, down] of edges) {
-    if (!known.has(up) || !known.has(down)) {
-      continue;
-    }
-    downstream.get(up)!.push(down);
-    indegree.set(down, indegree.get(down)! + 1);
-  }
-  const layer = new Map<string, number>();
-  const ready = nodes.filter(n => indegree.get(n) === 0);
-  for (const n of ready) {
-    layer.set(n, 0);
-  }
-  for (let i = 0; i < ready.length; i++) {
-    const node = ready[i];
-    for (const down of downstream.get(node)!) {
-      layer.set(down, Math.max(layer.get(down) ?? 0, layer.get(node)! + 1));
-      indegree.set(down, indegree.get(down)! - 1);
-      if (indegree.get(down) === 0) {
-        ready.push(down);
-      }
-    }
-  }
-  const last = ready.length ? Math.max(...ready.map(n => layer.get(n)!)) + 1 : 0;
-  for (const n of nodes) {
-    if (!ready.includes(n)) {
-      layer.set(n, last);
-    }
-  }
-  return layer;
-}
-
-/** Seconds a task has taken: so far when it runs (`now` is the browser's clock). */
-export function taskElapsed(task: BuildTask, now: number, skew: number): number | null {
-  if (task.state === 'running' && task.started !== null) {
-    return Math.max(0, now - skew - task.started);
-  }
-  if (task.elapsed !== null && task.elapsed !== undefined) {
-    return task.elapsed;
-  }
-  if (task.started !== null && task.ended !== null) {
-    return task.ended - task.started;
-  }
-  return null;
-}
-
-export function buildElapsed(build: BuildSummary, now: number, skew: number): number | null {
-  if (build.elapsed !== null && build.elapsed !== undefined) {
-    return build.elapsed;
-  }
-  if (build.started !== null && build.ended !== null) {
-    return build.ended - build.started;
-  }
-  if (build.started !== null && ACTIVE_BUILD_STATES.has(build.state)) {
-    return Math.max(0, now - skew - build.started);
-  }
-  return null;
-}
-
-/** "0.4 s", "12 s", "2:05", "1:02:05". */
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null || !isFinite(seconds)) {
-    return '';
-  }
-  if (seconds < 10) {
-    return `${seconds.toFixed(1)} s`;
-  }
-  const whole = Math.round(seconds);
-  if (whole < 60) {
-    return `${whole} s`;
-  }
-  const s = whole % 60;
-  const m = Math.floor(whole / 60) % 60;
-  const h = Math.floor(whole / 3600);
-  const pad = (n: number) => String(n).padStart(2, '0');
-  return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
-}
-
-export const BUILD_LABEL: { [state in BuildState]: string } = {
-  starting: 'starting',
-  running: 'running',
-  cancelling: 'cancelling',
-  success: 'succeeded',
-  failed: 'failed',
-  stopped_early: 'stopped early',
-  cancelled: 'cancelled',
-  interrupted: 'interrupted',
-  error: 'error'
-};
-
-/** Whether "Build pipeline" applies now. */
-export function canBuild(state: PanelState): boolean {
-  return !!state.selected && state.request === null && !isActive(state.build) && state.connected;
-}
-
-/** Whether "Cancel" applies now. */
-export function canCancel(state: PanelState): boolean {
-  return (
-    !!state.build &&
-    state.request === null &&
-    state.connected &&
-    (state.build.state === 'starting' || state.build.state === 'running')
-  );
-}
-
-/** Whether a pipeline task's source or product is at `path` (the notebook toolbar button). */
-export function pipelineOwns(detail: Pipeline, path: string): boolean {
-  return detail.tasks.some(
-    t => t.source === path || t.products.some(p => p.in_root && p.path === path)
-  );
-}
-
-/** The pipelines whose folder holds `path` (at any depth), nearest first. */
-export function candidatePipelines(pipelines: string[], path: string): string[] {
-  const folder = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
-  return pipelines
-    .filter(p => {
-      const dir = folder(p);
-      return dir === '' || path === dir || path.startsWith(dir + '/');
-    })
-    .sort((a, b) => folder(b).length - folder(a).length);
-}
-
-/** Whether a file name is a pipeline spec the server lists (pipeline*.yaml / pipeline*.yml). */
-export function isPipelineFile(path: string): boolean {
-  const name = path.slice(path.lastIndexOf('/') + 1);
-  return /^pipeline.*\.ya?ml$/.test(name);
 }

@@ -1,5 +1,6 @@
 /**
- * The sidebar panel: a thin view of the controller's state (`model.ts` decides everything).
+ * The sidebar panel: a thin view of the controller's state (`model.ts` and the reducer decide
+ * everything, `view.ts` computes what to show).
  */
 import { ReactWidget, UseSignal } from '@jupyterlab/ui-components';
 import { Message } from '@lumino/messaging';
@@ -7,23 +8,19 @@ import * as React from 'react';
 
 import { PipelineController } from './controller';
 import { pipelineIcon } from './icons';
+import { canBuild, canCancel, isActive, PanelState } from './model';
+import type { BuildSummary, Product, TaskState } from './types';
 import {
-  BUILD_LABEL,
-  BuildSummary,
-  BuildTask,
   buildElapsed,
-  canBuild,
-  canCancel,
+  buildLabel,
   DISPLAY_LABEL,
+  failureView,
+  FailureView,
   formatDuration,
-  isActive,
-  PanelState,
-  Product,
-  TaskError,
   TaskRow,
   taskElapsed,
   taskLayers
-} from './model';
+} from './view';
 
 /** What the panel asks JupyterLab to do. */
 export interface IPanelActions {
@@ -199,12 +196,12 @@ function BuildStatus(props: { state: PanelState; now: number }): JSX.Element {
   } else if (build) {
     const elapsed = formatDuration(buildElapsed(build, now, state.skew));
     const verb = isActive(build) ? 'Build' : 'Last build';
-    text = `${verb} ${BUILD_LABEL[build.state] ?? build.state}${elapsed ? ` · ${elapsed}` : ''}`;
+    text = `${verb} ${buildLabel(build.state)}${elapsed ? ` · ${elapsed}` : ''}`;
   } else if (state.detail) {
     text = 'Never built from JupyterLab';
   }
-  const explain =
-    build && !isActive(build) && build.message && build.state !== 'success' ? build.message : null;
+  const why = build ? build.message || build.stop_reason : null;
+  const explain = build && !isActive(build) && why && build.state !== 'success' ? why : null;
   return (
     <div
       className="jp-nbpipe-status"
@@ -227,6 +224,7 @@ function TaskItem(props: {
 }): JSX.Element {
   const { row, state, now, actions } = props;
   const run = row.run;
+  const failure = run ? failureView(run) : null;
   const elapsed = run ? formatDuration(taskElapsed(run, now, state.skew)) : '';
   const label = row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
   // What the pipeline's status says now, when it differs from what the last build left.
@@ -274,7 +272,7 @@ function TaskItem(props: {
         <div className="jp-nbpipe-task-detail">{run.detail}</div>
       )}
       <Products task={row.name} products={row.products} actions={actions} />
-      {run?.error && <Failure task={run} error={run.error} actions={actions} />}
+      {run && failure && <Failure task={run} failure={failure} actions={actions} />}
     </li>
   );
 }
@@ -326,40 +324,34 @@ function Products(props: {
   );
 }
 
-// eslint-disable-next-line no-control-regex
-const ANSI = /\u001b\[[0-9;]*[A-Za-z]/g;
-
 function Failure(props: {
-  task: BuildTask;
-  error: TaskError;
+  task: TaskState;
+  failure: FailureView;
   actions: IPanelActions;
 }): JSX.Element {
-  const { error, actions } = props;
-  const where =
-    error.cell_index !== undefined && error.cell_index !== null
-      ? `cell ${error.cell_index + 1}${error.line ? `, line ${error.line}` : ''}`
-      : null;
-  const traceback = (error.traceback || error.message || '').replace(ANSI, '');
+  const { failure, actions } = props;
+  const partial = failure.partialNotebook;
   return (
     <div className="jp-nbpipe-failure" role="group" aria-label={`Error of ${props.task.name}`}>
-      <div className="jp-nbpipe-failure-summary">{error.summary}</div>
-      {where && error.code && (
+      <div className="jp-nbpipe-failure-summary">{failure.summary}</div>
+      {failure.where && failure.code && (
         <div className="jp-nbpipe-failure-code">
-          <span className="jp-nbpipe-failure-where">{where}:</span> <code>{error.code}</code>
+          <span className="jp-nbpipe-failure-where">{failure.where}:</span>{' '}
+          <code>{failure.code}</code>
         </div>
       )}
-      {traceback && (
+      {failure.traceback && (
         <details className="jp-nbpipe-traceback">
           <summary>Traceback</summary>
-          <pre>{traceback}</pre>
+          <pre>{failure.traceback}</pre>
         </details>
       )}
-      {error.partial_path && (
+      {partial && (
         <button
           type="button"
           className="jp-nbpipe-link"
-          aria-label={`Open the partially executed notebook ${error.partial_path}`}
-          onClick={() => actions.open(error.partial_path!)}
+          aria-label={`Open the partially executed notebook ${partial}`}
+          onClick={() => actions.open(partial)}
         >
           Open the partially executed notebook
         </button>
@@ -393,6 +385,7 @@ function HistoryItem(props: { build: BuildSummary; now: number; skew: number }):
   const { build, now, skew } = props;
   const when = new Date(build.created * 1000);
   const duration = formatDuration(buildElapsed(build, now, skew));
+  const why = build.message || build.stop_reason;
   const counts = Object.entries(build.counts ?? {})
     .filter(([, n]) => n > 0)
     .map(([state, n]) => `${n} ${state.replace('_', ' ')}`)
@@ -400,17 +393,17 @@ function HistoryItem(props: { build: BuildSummary; now: number; skew: number }):
   return (
     <li className="jp-nbpipe-history-item" data-build={build.id} data-state={build.state}>
       <span className={`jp-nbpipe-dot jp-nbpipe-dot-build-${build.state}`} aria-hidden="true" />
-      <span className="jp-nbpipe-history-state">{BUILD_LABEL[build.state] ?? build.state}</span>
+      <span className="jp-nbpipe-history-state">{buildLabel(build.state)}</span>
       <time dateTime={when.toISOString()} title={when.toLocaleString()}>
         {when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' })}
         {isToday(when) ? '' : ` ${when.toLocaleDateString()}`}
       </time>
       <span className="jp-nbpipe-history-duration">{duration}</span>
       {build.force && <span className="jp-nbpipe-tag">forced</span>}
-      {(counts || build.message) && (
+      {(counts || why) && (
         <div className="jp-nbpipe-history-detail">
           {counts}
-          {build.message && build.state !== 'success' ? ` — ${build.message}` : ''}
+          {why && build.state !== 'success' ? ` — ${why}` : ''}
         </div>
       )}
     </li>

@@ -1,49 +1,60 @@
 /**
  * The panel's state logic on event sequences. `fixtures/` holds what a real server sent for two
- * builds of the example pipeline (recorded from its event bus and REST API): a success, then a
- * failure of `clean` with its downstream tasks aborted.
+ * builds of the example pipeline (recorded from its event bus and REST API by
+ * `ui-tests/record_fixtures.py`): a success, then a failure of `clean` with its downstream tasks
+ * aborted.
  */
+import { candidatePipelines, isPipelineFile, pipelineOwns } from '../src/files';
 import {
+  applyBusEvent,
   applyDetail,
-  applyEvent,
   applyHistory,
   applyListing,
   applySnapshot,
-  Build,
   buildAccepted,
-  BuildEvent,
-  candidatePipelines,
   canBuild,
   canCancel,
-  display,
-  formatDuration,
-  initialState,
-  isPipelineFile,
-  layersOf,
+  initialPanelState,
   PanelState,
-  Pipeline,
-  pipelineOwns,
   Result,
   select,
-  snapshotFailed,
+  snapshotFailed
+} from '../src/model';
+import { initialState, newTask } from '../src/reducer';
+import type {
+  Build,
+  BuildEnvelope,
+  BuildState,
+  BuildStateName,
+  NbpipeEvent,
+  Pipeline,
+  TaskState
+} from '../src/types';
+import {
+  buildElapsed,
+  buildLabel,
+  display,
+  failureView,
+  formatDuration,
+  layersOf,
   taskElapsed,
   taskLayers
-} from '../src/model';
+} from '../src/view';
 
 import success from './fixtures/build-success.json';
 import failure from './fixtures/build-failure.json';
 import pipelineJson from './fixtures/pipeline.json';
 
 const PIPELINE = pipelineJson as unknown as Pipeline;
-const SUCCESS = success.events as unknown as BuildEvent[];
+const SUCCESS = success.events as unknown as BuildEnvelope[];
 const SUCCESS_SNAPSHOT = success.snapshot as unknown as Build;
-const FAILURE = failure.events as unknown as BuildEvent[];
+const FAILURE = failure.events as unknown as BuildEnvelope[];
 const FAILURE_SNAPSHOT = failure.snapshot as unknown as Build;
 const NOW = 1_800_000_000;
 
 /** A panel showing the example pipeline, before any build. */
 function opened(detail: Partial<Pipeline> = {}): PanelState {
-  let state = applyListing(initialState(), [
+  let state = applyListing(initialPanelState(), [
     { path: 'pipeline.yaml', building: null, last_build: null },
     { path: 'other/pipeline.yaml', building: null, last_build: null }
   ]).state;
@@ -54,11 +65,11 @@ function opened(detail: Partial<Pipeline> = {}): PanelState {
 /** Applies events in order; returns the last state and every effect asked for. */
 function run(
   state: PanelState,
-  events: BuildEvent[]
+  events: BuildEnvelope[]
 ): { state: PanelState; effects: Result['effects'][] } {
   const effects: Result['effects'][] = [];
-  for (const event of events) {
-    const result = applyEvent(state, event, event.time + 0.05);
+  for (const envelope of events) {
+    const result = applyBusEvent(state, envelope, envelope.event.time + 0.05);
     state = result.state;
     effects.push(result.effects);
   }
@@ -66,30 +77,26 @@ function run(
 }
 
 function states(state: PanelState): { [task: string]: string } {
-  return Object.fromEntries((state.build?.tasks ?? []).map(t => [t.name, t.state]));
+  return Object.fromEntries((state.build?.tasks ?? []).map(t => [t.name, t.status]));
 }
 
 function snapshotStates(build: Build): { [task: string]: string } {
-  return Object.fromEntries(build.tasks.map(t => [t.name, t.state]));
+  return Object.fromEntries(build.tasks.map(t => [t.name, t.status]));
 }
 
+/** An envelope of build `build`: its `seq`-th event (`time` NOW + seq unless given). */
 function fake(
   build: string,
   seq: number,
-  event: string,
-  extra: Partial<BuildEvent> = {}
-): BuildEvent {
+  event: Partial<NbpipeEvent> & Pick<NbpipeEvent, 'event'>,
+  state: BuildStateName = 'running'
+): BuildEnvelope {
   return {
     build_id: build,
     pipeline: 'pipeline.yaml',
     seq,
-    event,
-    time: NOW + seq,
-    task: null,
-    state: 'running',
-    task_state: null,
-    details: {},
-    ...extra
+    state,
+    event: { time: NOW + seq, task: null, ...event } as NbpipeEvent
   };
 }
 
@@ -119,10 +126,11 @@ describe('a build seen live from its first event', () => {
   it('shows each task waiting, then running, then done, in the right order', () => {
     let state = opened();
     const seen: string[] = [];
-    for (const event of SUCCESS) {
-      state = applyEvent(state, event, event.time).state;
-      const clean = state.build!.tasks.find(t => t.name === 'clean');
-      const shown = display(clean?.state);
+    for (const envelope of SUCCESS) {
+      state = applyBusEvent(state, envelope, envelope.event.time).state;
+      const shown = taskLayers(state)
+        .flat()
+        .find(r => r.name === 'clean')!.display;
       if (seen[seen.length - 1] !== shown) {
         seen.push(shown);
       }
@@ -133,17 +141,18 @@ describe('a build seen live from its first event', () => {
   it('keeps the products, reasons and times of every task', () => {
     const { state } = run(opened(), SUCCESS);
     const clean = state.build!.tasks.find(t => t.name === 'clean')!;
-    expect(clean.products.map(p => p.path)).toEqual([
-      'output/clean.ipynb',
-      'output/clean.html',
-      'output/clean.csv'
-    ]);
-    expect(clean.products.every(p => p.in_root)).toBe(true);
+    expect(clean.products).toEqual(['output/clean.ipynb', 'output/clean.html', 'output/clean.csv']);
+    const row = taskLayers(state)
+      .flat()
+      .find(r => r.name === 'clean')!;
+    expect(row.products.every(p => p.in_root)).toBe(true);
     expect(clean.reasons.length).toBeGreaterThan(0);
     expect(clean.started).not.toBeNull();
     expect(clean.ended!).toBeGreaterThanOrEqual(clean.started!);
     expect(clean.elapsed).toBeGreaterThan(0);
-    expect(state.build!.elapsed).toBeGreaterThan(0);
+    expect(buildElapsed(state.build!, NOW, 0)).toBeGreaterThan(0);
+    // What the panel derives is what the server recorded (the same reducer on both sides).
+    expect(buildState(state.build!)).toEqual(buildState(SUCCESS_SNAPSHOT));
   });
 
   it('shows a failure with its cell and traceback, and the downstream tasks aborted', () => {
@@ -158,12 +167,16 @@ describe('a build seen live from its first event', () => {
       report: 'aborted'
     });
     const clean = state.build!.tasks.find(t => t.name === 'clean')!;
-    expect(clean.error!.summary).toBe('ValueError: broken on purpose (cell 10, line 1)');
-    expect(clean.error!.code).toBe('raise ValueError("broken on purpose")');
-    expect(clean.error!.traceback).toContain('Traceback');
-    expect(clean.error!.partial_path).toBe('output/clean.failed.ipynb');
+    expect(clean.detail).toBe('ValueError: broken on purpose (cell 10, line 1)');
+    const shown = failureView(clean)!;
+    expect(shown.summary).toBe('ValueError: broken on purpose (cell 10, line 1)');
+    expect(shown.where).toBe('cell 10, line 1');
+    expect(shown.code).toBe('raise ValueError("broken on purpose")');
+    expect(shown.traceback).toContain('Traceback');
+    expect(shown.partialNotebook).toBe('output/clean.failed.ipynb');
     const report = state.build!.tasks.find(t => t.name === 'report')!;
     expect(report.detail).toBe("upstream task 'clean' failed");
+    expect(buildState(state.build!)).toEqual(buildState(FAILURE_SNAPSHOT));
   });
 
   it('ignores an event it has already applied', () => {
@@ -176,12 +189,13 @@ describe('a build seen live from its first event', () => {
   it('ignores the events of other pipelines but marks them building in the picker', () => {
     const state = opened();
     const other = { ...SUCCESS[0], pipeline: 'other/pipeline.yaml', build_id: 'b2' };
-    const next = applyEvent(state, other, NOW).state;
+    const next = applyBusEvent(state, other, NOW).state;
     expect(next.build).toBeNull();
     expect(next.pipelines!.find(p => p.path === 'other/pipeline.yaml')!.building).toBe('b2');
-    const ended = { ...other, seq: 2, event: 'build_ended', state: 'success' as const };
+    const ended = fake('b2', 2, { event: 'build_ended', state: 'success' }, 'success');
+    ended.pipeline = 'other/pipeline.yaml';
     expect(
-      applyEvent(next, ended, NOW).state.pipelines!.find(p => p.path === 'other/pipeline.yaml')!
+      applyBusEvent(next, ended, NOW).state.pipelines!.find(p => p.path === 'other/pipeline.yaml')!
         .building
     ).toBeNull();
   });
@@ -189,19 +203,25 @@ describe('a build seen live from its first event', () => {
   it('resets a retried task (its worker died) when it starts again', () => {
     const b = 'retry';
     let state = run(opened(), [
-      fake(b, 1, 'build_created', { state: 'starting' }),
-      fake(b, 2, 'build_started', { details: { tasks: ['make_raw_data'] } }),
-      fake(b, 3, 'task_queued', { task: 'make_raw_data', task_state: 'queued' }),
-      fake(b, 4, 'task_started', { task: 'make_raw_data', task_state: 'running' })
+      fake(b, 1, { event: 'build_created', force: false, targets: [] }, 'starting'),
+      fake(b, 2, {
+        event: 'build_started',
+        dag: 'root',
+        executor: 'Serial',
+        tasks: ['make_raw_data'],
+        to_run: ['make_raw_data']
+      }),
+      fake(b, 3, { event: 'task_queued', task: 'make_raw_data', reasons: [] }),
+      fake(b, 4, { event: 'task_started', task: 'make_raw_data' })
     ]).state;
     expect(state.build!.tasks.map(t => t.name)).toEqual(['make_raw_data']); // the plan's order
-    state = applyEvent(
+    state = applyBusEvent(
       state,
-      fake(b, 5, 'task_started', { task: 'make_raw_data', task_state: 'running', time: NOW + 50 }),
+      fake(b, 5, { event: 'task_started', task: 'make_raw_data', time: NOW + 50 }),
       NOW + 50
     ).state;
     const task = state.build!.tasks[0];
-    expect(task.state).toBe('running');
+    expect(task.status).toBe('running');
     expect(task.started).toBe(NOW + 50);
     expect(task.ended).toBeNull();
   });
@@ -212,12 +232,12 @@ describe('gaps: events missed while the socket was down', () => {
     const before = run(opened(), SUCCESS.slice(0, 4)).state; // seq 1..4
     const missed = SUCCESS.slice(4, 6); // seq 5, 6 never arrive
     expect(missed.map(e => e.seq)).toEqual([5, 6]);
-    let result = applyEvent(before, SUCCESS[6], NOW); // seq 7
+    let result = applyBusEvent(before, SUCCESS[6], NOW); // seq 7
     expect(result.effects.loadBuild).toBe(SUCCESS[0].build_id);
     expect(result.state.loading).toBe(SUCCESS[0].build_id);
     expect(result.state.build!.seq).toBe(4); // nothing applied past the gap
     // seq 8 comes while the snapshot is on its way: kept too, no second request.
-    result = applyEvent(result.state, SUCCESS[7], NOW);
+    result = applyBusEvent(result.state, SUCCESS[7], NOW);
     expect(result.effects.loadBuild).toBeUndefined();
     expect(result.state.pending.map(e => e.seq)).toEqual([7, 8]);
     // The snapshot reflects seq 6: it is taken and 7, 8 follow.
@@ -236,7 +256,7 @@ describe('gaps: events missed while the socket was down', () => {
 
   it('drops kept events the snapshot already reflects', () => {
     const before = run(opened(), SUCCESS.slice(0, 4)).state;
-    const kept = applyEvent(before, SUCCESS[6], NOW).state; // seq 7 kept
+    const kept = applyBusEvent(before, SUCCESS[6], NOW).state; // seq 7 kept
     const result = applySnapshot(kept, snapshotAt(SUCCESS, 10));
     expect(result.state.build!.seq).toBe(10);
     expect(result.state.pending).toEqual([]);
@@ -245,7 +265,7 @@ describe('gaps: events missed while the socket was down', () => {
 
   it('asks again when the snapshot is older than the gap', () => {
     const before = run(opened(), SUCCESS.slice(0, 4)).state;
-    const kept = applyEvent(before, SUCCESS[9], NOW).state; // seq 10 kept, 5..9 missing
+    const kept = applyBusEvent(before, SUCCESS[9], NOW).state; // seq 10 kept, 5..9 missing
     const result = applySnapshot(kept, snapshotAt(SUCCESS, 6));
     expect(result.state.build!.seq).toBe(6);
     expect(result.state.pending.map(e => e.seq)).toEqual([10]);
@@ -272,7 +292,7 @@ describe('gaps: events missed while the socket was down', () => {
 describe('opening the panel, and builds started elsewhere', () => {
   it('loads the running build, keeps the events that come first, then catches up', () => {
     const building = SUCCESS[0].build_id;
-    let state = applyListing(initialState(), [
+    let state = applyListing(initialPanelState(), [
       { path: 'pipeline.yaml', building, last_build: null }
     ]).state;
     const detail = applyDetail(state, { ...PIPELINE, building, last_build: null });
@@ -299,11 +319,11 @@ describe('opening the panel, and builds started elsewhere', () => {
       ['monthly_trend', 'aborted'],
       ['report', 'aborted']
     ]);
-    expect(rows[1].run!.error!.summary).toContain('ValueError');
+    expect(failureView(rows[1].run!)!.summary).toContain('ValueError');
   });
 
   it('follows a build started by someone else from its first event', () => {
-    const result = applyEvent(opened(), SUCCESS[0], NOW);
+    const result = applyBusEvent(opened(), SUCCESS[0], NOW);
     expect(result.state.build!.id).toBe(SUCCESS[0].build_id);
     expect(result.state.build!.state).toBe('starting');
     expect(result.effects).toEqual({ reloadHistory: true });
@@ -313,7 +333,7 @@ describe('opening the panel, and builds started elsewhere', () => {
   });
 
   it('asks for the snapshot of a build it meets mid-way', () => {
-    const result = applyEvent(opened(), SUCCESS[5], NOW);
+    const result = applyBusEvent(opened(), SUCCESS[5], NOW);
     expect(result.effects.loadBuild).toBe(SUCCESS[0].build_id);
     expect(result.state.pending.map(e => e.seq)).toEqual([6]);
   });
@@ -328,7 +348,7 @@ describe('opening the panel, and builds started elsewhere', () => {
   it('ignores a late event of a build that has ended', () => {
     const ended = run(opened(), SUCCESS).state;
     const next = run(ended, FAILURE.slice(0, 3)).state;
-    const late = applyEvent(next, { ...SUCCESS[5], seq: 99 }, NOW);
+    const late = applyBusEvent(next, { ...SUCCESS[5], seq: 99 }, NOW);
     expect(late.state.build!.id).toBe(FAILURE[0].build_id);
     expect(late.effects.loadBuild).toBeUndefined();
   });
@@ -345,7 +365,13 @@ describe('starting and cancelling from the panel', () => {
     ).state;
     expect(state.request).toBeNull();
     expect(state.build!.seq).toBe(0);
-    expect(state.build!.tasks.map(t => display(t.state))).toEqual(Array(5).fill('waiting'));
+    // No plan yet (no build_started): every task of the pipeline shows waiting.
+    expect(state.build!.tasks).toEqual([]);
+    expect(
+      taskLayers(state)
+        .flat()
+        .map(r => r.display)
+    ).toEqual(Array(5).fill('waiting'));
     expect(state.history.map(b => b.id)).toEqual([SUCCESS[0].build_id]);
     const { state: done, effects } = run(state, SUCCESS);
     expect(done.build!.state).toBe('success');
@@ -374,28 +400,40 @@ describe('starting and cancelling from the panel', () => {
     let state = run(opened(), SUCCESS.slice(0, 9)).state; // clean is running
     expect(canCancel(state)).toBe(true);
     state = run(state, [
-      fake(b, 10, 'build_cancelling', { state: 'cancelling' }),
-      fake(b, 11, 'task_cancelled', {
-        task: 'clean',
-        task_state: 'cancelled',
-        state: 'cancelling',
-        details: { reason: 'the build was interrupted' }
-      }),
-      fake(b, 12, 'build_finished', { state: 'cancelling', details: { outcome: 'interrupted' } }),
-      fake(b, 13, 'build_ended', {
-        state: 'cancelled',
-        details: { message: 'cancelled on request', exit_code: 143 }
-      })
+      fake(b, 10, { event: 'build_cancelling' }, 'cancelling'),
+      fake(
+        b,
+        11,
+        { event: 'task_cancelled', task: 'clean', reason: 'the build was interrupted' },
+        'cancelling'
+      ),
+      fake(
+        b,
+        12,
+        { event: 'build_finished', outcome: 'interrupted', stop_reason: null, failed: [] },
+        'cancelling'
+      ),
+      fake(
+        b,
+        13,
+        {
+          event: 'build_ended',
+          state: 'cancelled',
+          message: 'cancelled on request',
+          exit_code: 143
+        },
+        'cancelled'
+      )
     ]).state;
     expect(canCancel(state)).toBe(false);
     expect(canBuild(state)).toBe(true);
     expect(state.build!.state).toBe('cancelled');
     expect(state.build!.message).toBe('cancelled on request');
     const byName = Object.fromEntries(state.build!.tasks.map(t => [t.name, t]));
-    expect(byName.make_raw_data.state).toBe('executed');
-    expect(byName.clean.state).toBe('cancelled');
+    expect(byName.make_raw_data.status).toBe('executed');
+    expect(byName.clean.status).toBe('cancelled');
     expect(byName.clean.detail).toBe('the build was interrupted');
-    expect(byName.report.state).toBe('cancelled');
+    expect(byName.report.status).toBe('cancelled');
     expect(byName.report.detail).toBe('the build was cancelled');
   });
 
@@ -403,7 +441,7 @@ describe('starting and cancelling from the panel', () => {
     const b = SUCCESS[0].build_id;
     const state = run(opened(), [
       ...SUCCESS.slice(0, 9),
-      fake(b, 10, 'build_cancelling', { state: 'cancelling' })
+      fake(b, 10, { event: 'build_cancelling' }, 'cancelling')
     ]).state;
     expect(canCancel(state)).toBe(false);
     expect(canBuild(state)).toBe(false);
@@ -425,9 +463,9 @@ describe('a server restart mid-build', () => {
       seq: 9,
       message: 'the server stopped while this build was running',
       tasks: snapshotAt(SUCCESS, 9).tasks.map(t =>
-        ['executed', 'skipped'].includes(t.state)
+        ['executed', 'skipped'].includes(t.status)
           ? t
-          : { ...t, state: 'cancelled', detail: 'the server stopped' }
+          : { ...t, status: 'cancelled', detail: 'the server stopped' }
       )
     };
     expect(canCancel(state)).toBe(false); // nothing to ask a server that does not answer
@@ -438,7 +476,7 @@ describe('a server restart mid-build', () => {
     expect(state.detailStale).toBe(true);
     expect(state.build!.state).toBe('interrupted');
     expect(state.build!.message).toMatch(/server stopped/);
-    expect(state.build!.tasks.find(t => t.name === 'clean')!.state).toBe('cancelled');
+    expect(state.build!.tasks.find(t => t.name === 'clean')!.status).toBe('cancelled');
     expect(canBuild(state)).toBe(true);
     expect(canCancel(state)).toBe(false);
   });
@@ -447,10 +485,17 @@ describe('a server restart mid-build', () => {
     const b = SUCCESS[0].build_id;
     const state = run(opened(), [
       ...SUCCESS.slice(0, 9),
-      fake(b, 10, 'build_ended', {
-        state: 'interrupted',
-        details: { message: 'the server stopped while this build was running', exit_code: 143 }
-      })
+      fake(
+        b,
+        10,
+        {
+          event: 'build_ended',
+          state: 'interrupted',
+          message: 'the server stopped while this build was running',
+          exit_code: 143
+        },
+        'interrupted'
+      )
     ]).state;
     expect(state.build!.state).toBe('interrupted');
     expect(state.build!.tasks.find(t => t.name === 'clean')!.detail).toBe('the server stopped');
@@ -467,7 +512,7 @@ describe('pipelines, history and what the view shows', () => {
     result = applyListing(state, [{ path: 'pipeline.yaml', building: null, last_build: null }]);
     expect(result.state.selected).toBe('pipeline.yaml');
     expect(result.effects).toEqual({ reloadDetail: true, reloadHistory: true });
-    expect(applyListing(initialState(), []).state.selected).toBeNull();
+    expect(applyListing(initialPanelState(), []).state.selected).toBeNull();
   });
 
   it('drops answers about a pipeline no longer selected', () => {
@@ -560,20 +605,15 @@ describe('pipelines, history and what the view shows', () => {
   });
 
   it('counts the elapsed time of a running task on the browser clock, minus the skew', () => {
-    const task = {
-      name: 't',
-      state: 'running' as const,
-      reasons: [],
-      started: 1000,
-      ended: null,
-      elapsed: null,
-      products: [],
-      detail: null,
-      error: null
-    };
+    const task: TaskState = { ...newTask('t'), status: 'running', started: 1000 };
     expect(taskElapsed(task, 1012, 2)).toBe(10);
-    expect(taskElapsed({ ...task, state: 'executed', elapsed: 3.5 }, 5000, 0)).toBe(3.5);
-    expect(taskElapsed({ ...task, state: 'pending', started: null }, 5000, 0)).toBeNull();
+    expect(taskElapsed({ ...task, status: 'executed', elapsed: 3.5 }, 5000, 0)).toBe(3.5);
+    expect(taskElapsed({ ...task, status: 'cancelled', ended: 1004 }, 5000, 0)).toBe(4);
+    expect(taskElapsed({ ...task, status: 'pending', started: null }, 5000, 0)).toBeNull();
+    const build = { state: 'running', started: 1000, ended: null };
+    expect(buildElapsed(build, 1012, 2)).toBe(10);
+    expect(buildElapsed({ ...build, state: 'success', ended: 1003 }, 5000, 0)).toBe(3);
+    expect(buildElapsed({ ...build, started: null }, 5000, 0)).toBeNull();
     expect([0.42, 12.4, 125, 3725, null].map(formatDuration)).toEqual([
       '0.4 s',
       '12 s',
@@ -581,6 +621,42 @@ describe('pipelines, history and what the view shows', () => {
       '1:02:05',
       ''
     ]);
+  });
+
+  it('opens products and partial notebooks in the root only (absolute paths are outside)', () => {
+    const task: TaskState = {
+      ...newTask('t'),
+      status: 'failed',
+      products: ['output/t.ipynb', '/elsewhere/t.csv'],
+      failure: {
+        task: 't',
+        type: 'KeyError',
+        message: "'units'",
+        traceback: '\u001b[0;31mKeyError\u001b[0m',
+        source: '/elsewhere/t.py',
+        cell: 3,
+        line: null,
+        code: 'x["units"]',
+        partial_notebook: '/elsewhere/t.failed.ipynb'
+      }
+    };
+    const state = { ...opened(), build: { ...SUCCESS_SNAPSHOT, tasks: [task] } };
+    const row = taskLayers(state)
+      .flat()
+      .find(r => r.name === 't')!;
+    expect(row.products).toEqual([
+      { path: 'output/t.ipynb', in_root: true },
+      { path: '/elsewhere/t.csv', in_root: false }
+    ]);
+    expect(failureView(task)).toEqual({
+      summary: "KeyError: 'units' (cell 4)",
+      where: 'cell 4',
+      code: 'x["units"]',
+      traceback: 'KeyError',
+      partialNotebook: null
+    });
+    expect(buildLabel('stopped_early')).toBe('stopped early');
+    expect(buildLabel('success')).toBe('succeeded');
   });
 
   it('finds the pipeline a notebook belongs to', () => {
@@ -597,8 +673,14 @@ describe('pipelines, history and what the view shows', () => {
   });
 });
 
+/** The reducer's part of a build (what the server adds left out). */
+function buildState(build: Build): BuildState {
+  const keys = Object.keys(initialState()) as (keyof BuildState)[];
+  return Object.fromEntries(keys.map(key => [key, build[key]])) as unknown as BuildState;
+}
+
 /** What GET /builds/{id} would have said after the first `seq` events (built from the events). */
-function snapshotAt(events: BuildEvent[], seq: number): Build {
+function snapshotAt(events: BuildEnvelope[], seq: number): Build {
   const state = run(opened(), events.slice(0, seq)).state;
   const build = state.build!;
   return JSON.parse(JSON.stringify(build));
