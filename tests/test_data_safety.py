@@ -162,3 +162,14 @@ def _dead_pid() -> int:
         check=True,
     )
     return int(process.stdout)
+
+
+def test_two_tasks_writing_one_product_through_a_symlinked_folder_are_refused(workdir):
+    Path("data").mkdir()
+    Path("alias").symlink_to("data")
+    dag = DAG()
+    PythonCallable(write_file, File("data/table.csv"), dag, name="one")
+    PythonCallable(write_file, File("alias/table.csv"), dag, name="two")
+
+    with pytest.raises(DAGRenderError, match="is also a product of two"):
+        dag.build()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import graphlib
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -164,7 +165,7 @@ class DAG:
             problems += [(task.name, problem) for problem in task.product_problems()]
             problems += self._hook_problems(task)
             for file in task.files:
-                owners[file.absolute()].append(task.name)
+                owners[os.path.realpath(file.path)].append(task.name)  # symlinks resolved
         problems += [
             (names[0], f"product {path} is also a product of {', '.join(names[1:])}")
             for path, names in owners.items()
