@@ -6,9 +6,9 @@ It wires three services at server start-up and hands them to the handlers:
 * ``builds``: the build manager running ``nbpipe build --json`` children (``nbpipe.server.builds``);
 * ``pipelines``: the listing and per-pipeline status (``nbpipe.server.pipelines``).
 
-Engine events reach browsers through the server's event bus: the schema in ``events/build.yaml``
-is registered at start-up and every build event is emitted with ``event_logger.emit``; JupyterLab
-receives them over ``/api/events/subscribe``.
+Build events reach browsers through the server's event bus: the schema in ``events/build.yaml``
+is registered at start-up and every build event (the contract's event in an envelope) is emitted
+with ``event_logger.emit``; JupyterLab receives them over ``/api/events/subscribe``.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from nbpipe.server.pipelines import PipelineService, PipelineSettings
 from nbpipe.server.store import Store, StoreThread
 
 EVENT_SCHEMA = Path(__file__).parent / "events" / "build.yaml"
-EVENT_SCHEMA_ID = "https://events.nbpipe.org/build/v1"
+EVENT_SCHEMA_ID = "https://events.nbpipe.org/build/v2"
 
 
 class NbpipeApp(ExtensionApp):

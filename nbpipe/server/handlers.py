@@ -206,10 +206,8 @@ class LogHandler(ApiHandler):
     @authorized
     async def get(self, build_id: str) -> None:
         build_id = self.build_id(build_id)
-        running = self.app.builds.active.get(build_id)
-        if running is not None:
-            log = bytes(running.log).decode("utf-8", "replace")
-        else:
+        log = self.app.builds.live_log(build_id)
+        if log is None:
             store = self.app.store
             log = await store.call(store.store.get_log, build_id)
             if log is None:

@@ -17,6 +17,7 @@ import json
 import os
 import signal
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from nbpipe.engine.events import EVENT_SCHEMA_VERSION
@@ -25,6 +26,7 @@ from nbpipe.server.builds import BuildManager
 from nbpipe.server.discovery import canonical, find_pipelines, resolve_pipeline
 from nbpipe.server.errors import ApiError, Unprocessable
 from nbpipe.server.store import StoreThread
+from nbpipe.spec.env import env_files_for
 
 
 class StatusTimeout(ApiError):
@@ -73,7 +75,7 @@ class PipelineService:
 
     async def listing(self) -> dict[str, Any]:
         found = await asyncio.to_thread(find_pipelines, self.root, self.settings.max_depth)
-        latest = await self.store.call(self.store.store.latest_builds, found.pipelines)
+        latest = await self._latest(found.pipelines)
         return {
             "pipelines": [
                 {
@@ -91,7 +93,7 @@ class PipelineService:
         relative = canonical(relative)
         status = (await self._loaded(relative, str(spec_path), refresh)).status
         last = await self.store.call(self.store.store.last_task_results, relative)
-        latest = await self.store.call(self.store.store.latest_builds, [relative])
+        latest = await self._latest([relative])
         tasks = []
         for task in status["tasks"]:
             tasks.append(
@@ -117,6 +119,11 @@ class PipelineService:
             "building": self.builds.building.get(relative),
             "last_build": latest.get(relative),
         }
+
+    async def _latest(self, pipelines: list[str]) -> dict[str, dict[str, Any]]:
+        """The last build of each pipeline (that was ever built), as the list endpoints show it."""
+        latest = await self.store.call(self.store.store.latest_builds, pipelines)
+        return {path: views.build(self.root, record) for path, record in latest.items()}
 
     # -- the child process, cached -------------------------------------------------------------
     async def _loaded(self, relative: str, spec_path: str, refresh: bool) -> Loaded:
@@ -232,11 +239,7 @@ def _watched(spec_path: str, tasks: list[dict[str, Any]]) -> list[str]:
     (``env.yaml``, or ``env.NAME.yaml`` beside ``pipeline.NAME.yaml``; watched even when missing,
     so that creating one counts), each task's source, products and the folders they go to."""
     spec = os.path.abspath(spec_path)
-    folder = os.path.dirname(spec)
-    watch = {spec, os.path.join(folder, "env.yaml")}
-    parts = os.path.basename(spec).split(".")
-    if len(parts) == 3 and parts[0] == "pipeline":
-        watch.add(os.path.join(folder, f"env.{parts[1]}.{parts[2]}"))
+    watch = {spec, *(str(path) for path in env_files_for(Path(spec)))}
     for task in tasks:
         if task.get("source"):
             watch.add(os.path.abspath(task["source"]))

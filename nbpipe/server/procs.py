@@ -2,12 +2,12 @@
 
 A build process is started in its own session, so its process group holds the CLI and its worker
 processes. Jupyter kernels start their own sessions (jupyter_client does that so it can interrupt
-them), so a group signal does not reach them: :func:`descendants` finds them by walking parent
-links in ``/proc`` (Linux), so cancel can stop them too. Elsewhere the group signal and the
-kernels' own parent polling (ipykernel exits when its parent dies) have to do.
+them), so a group signal does not reach them: :func:`descendants` finds them by their parent
+links, through psutil (Linux, macOS, Windows alike), so cancel can stop them too.
 
-A pid alone is not an identity (pids are reused); :func:`identity` adds the process start time,
-so a later server never signals an unrelated process that happens to have an old build's pid.
+A pid alone is not an identity (pids are reused); :func:`identity` adds the process's creation
+time, so a later server never signals an unrelated process that happens to have an old build's
+pid.
 
 A server that dies without stopping its builds (SIGKILL, out of memory) cannot stop them either:
 on Linux, :func:`parent_death_signal` makes the kernel send each child SIGTERM when the server
@@ -24,71 +24,79 @@ import signal
 import sys
 from collections.abc import Callable
 
-_PROC = "/proc"
+import psutil
+
+#: How far two readings of one process's creation time may differ. psutil derives it from the
+#: boot time, which the system may report a second apart over time (clock adjustments); a pid is
+#: never reused within a second.
+_CREATED_TOLERANCE = 1.5
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
+def _created(pid: int) -> float | None:
+    """The creation time of the live process ``pid`` (a zombie has exited: None)."""
     try:
-        with open(f"{_PROC}/{pid}/stat", "rb") as f:
-            data = f.read().decode("ascii", "replace")
-    except OSError:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+            return process.create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess, ValueError):
         return None
-    return data[data.rfind(")") + 2 :].split()
+    except psutil.AccessDenied:  # someone else's process: it runs, its start is unknown
+        return -1.0
 
 
 def identity(pid: int | None) -> str | None:
-    """``pid@start-time`` for a live process (``pid`` alone where /proc is missing), else None."""
+    """``pid@creation-time`` of a live process, else None."""
     if not pid or pid <= 0:
         return None
-    fields = _stat_fields(pid)
-    if fields is not None:
-        if fields[0] == "Z":  # a zombie has exited already
-            return None
-        return f"{pid}@{fields[19]}"  # field 22 of stat: start time in clock ticks
-    if sys.platform.startswith("linux"):
+    created = _created(pid)
+    if created is None:
         return None
+    return f"{pid}@{created:.2f}"
+
+
+def _parse(recorded: str) -> tuple[int, float | None]:
+    pid, _, created = recorded.partition("@")
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return str(pid)
+        return int(pid), float(created)
+    except ValueError:
+        return int(pid), None
 
 
 def is_alive(recorded: str | None) -> bool:
-    """Whether the process recorded as ``identity(pid)`` earlier still runs."""
+    """Whether the process recorded as ``identity(pid)`` earlier still runs (the same process,
+    not a later one with the same pid)."""
     if not recorded:
         return False
-    pid = int(recorded.split("@", 1)[0])
-    return identity(pid) == recorded
+    try:
+        pid, created = _parse(recorded)
+    except ValueError:
+        return False
+    now = _created(pid)
+    if now is None or created is None:
+        return False
+    return abs(now - created) <= _CREATED_TOLERANCE
 
 
 def descendants(pid: int) -> list[int]:
-    """Every live process below ``pid`` (children, grandchildren, ...); Linux only."""
+    """Every live process below ``pid`` (children, grandchildren, ...)."""
     try:
-        names = os.listdir(_PROC)
-    except OSError:
+        children = psutil.Process(pid).children(recursive=True)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
         return []
-    children: dict[int, list[int]] = {}
-    for name in names:
-        if not name.isdigit():
-            continue
-        fields = _stat_fields(int(name))
-        if fields is not None:
-            children.setdefault(int(fields[1]), []).append(int(name))
-    found, stack = [], list(children.get(pid, []))
-    while stack:
-        child = stack.pop()
-        found.append(child)
-        stack.extend(children.get(child, []))
-    return found
+    return [child.pid for child in children]
 
 
 def signal_group(pgid: int, signum: int) -> None:
+    """Signals the process group ``pgid`` (a build process's session), if it still exists."""
+    killpg = getattr(os, "killpg", None)
+    if killpg is None:  # no process groups (Windows): the process itself
+        with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+            os.kill(pgid, signum)
+        return
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
+        killpg(pgid, signum)
 
 
 def signal_processes(identities: list[str], signum: int) -> int:
@@ -97,7 +105,7 @@ def signal_processes(identities: list[str], signum: int) -> int:
     for recorded in identities:
         if is_alive(recorded):
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(recorded.split("@", 1)[0]), signum)
+                os.kill(_parse(recorded)[0], signum)
                 sent += 1
     return sent
 

@@ -9,11 +9,16 @@ The store is synchronous and knows nothing of asyncio; the build manager calls i
 dedicated thread (``StoreThread``) so that disk stalls never block the server's event loop, and
 so that writes stay in the order the events arrived.
 
-Records follow the engine's events (``apply_event``): a task's state after an event comes from
-``nbpipe.engine.events.STATUS_AFTER``, the same table the engine uses, so the server never re-derives
-task state on its own.
+The store derives nothing. A build's row holds the server's fields (pipeline, force, targets,
+created, seq, the processes) and the fields of its ``nbpipe.engine.state.BuildState``; its task
+rows hold ``TaskState``s. The build manager folds each event into the build's ``BuildState``
+(``BuildState.apply``, the one reducer) and hands the store the build's fields and exactly the
+task states the event changed (:func:`build_row`, :func:`task_row`, called on the manager's
+thread so that the store never reads a state that is still changing). Reading a build back gives
+the same fields, so ``BuildState.from_dict(store.get_build(id))`` is the build's state again
+(what recovery does).
 
-Build states::
+Build states (``BuildState.state``)::
 
     starting     accepted; the CLI process is starting (before its build_started event)
     running      build_started seen
@@ -35,45 +40,38 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from nbpipe.engine.events import STATUS_AFTER, EventKind, TaskStatus
+from nbpipe.engine.state import FINAL_BUILD_STATES, BuildState, TaskState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+#: Build states a build leaves (its process runs, or is about to).
 ACTIVE_STATES = ("starting", "running", "cancelling")
-FINAL_STATES = ("success", "failed", "stopped_early", "cancelled", "interrupted", "error")
-
-#: Task states in which a task will not change any more.
-FINAL_TASK_STATES = frozenset(
-    status.value
-    for status in (
-        TaskStatus.EXECUTED,
-        TaskStatus.SKIPPED,
-        TaskStatus.FAILED,
-        TaskStatus.ABORTED,
-        TaskStatus.STOPPED_EARLY,
-        TaskStatus.CANCELLED,
-    )
-)
+FINAL_STATES = tuple(sorted(FINAL_BUILD_STATES))
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS builds (
-    id        TEXT PRIMARY KEY,
-    root      TEXT NOT NULL,
-    pipeline  TEXT NOT NULL,           -- relative to root, posix style
-    state     TEXT NOT NULL,
-    force     INTEGER NOT NULL,
-    targets   TEXT NOT NULL,           -- JSON list: the tasks asked for (empty: all)
-    created   REAL NOT NULL,
-    started   REAL,
-    ended     REAL,
-    outcome   TEXT,                    -- the engine's build outcome, when it reported one
-    exit_code INTEGER,
-    message   TEXT,                    -- why it ended as it did, when not a plain success
-    seq       INTEGER NOT NULL DEFAULT 0,  -- events recorded so far
-    owner     TEXT,                    -- identity of the server process that runs it
-    pid       INTEGER,                 -- the build process
-    pid_id    TEXT,                    -- identity of the build process (pid reuse)
-    log       TEXT                     -- the tail of the build process's stderr
+    id          TEXT PRIMARY KEY,
+    root        TEXT NOT NULL,           -- the server root the pipeline path is relative to
+    pipeline    TEXT NOT NULL,
+    force       INTEGER NOT NULL,
+    targets     TEXT NOT NULL,           -- JSON list of target task names
+    created     REAL NOT NULL,
+    seq         INTEGER NOT NULL DEFAULT 0,  -- events recorded so far
+    owner       TEXT,                    -- identity of the server process that runs it
+    pid         INTEGER,                 -- the build process
+    pid_id      TEXT,                    -- identity of the build process (pid reuse)
+    log         TEXT,                    -- the tail of the build process's stderr
+    -- BuildState's fields:
+    state       TEXT NOT NULL,
+    dag         TEXT,
+    executor    TEXT,
+    to_run      TEXT,                    -- JSON list
+    outcome     TEXT,
+    stop_reason TEXT,
+    message     TEXT,
+    exit_code   INTEGER,
+    started     REAL,
+    ended       REAL
 );
 CREATE INDEX IF NOT EXISTS builds_root ON builds (root, created DESC);
 CREATE INDEX IF NOT EXISTS builds_pipeline ON builds (root, pipeline, created DESC);
@@ -81,22 +79,66 @@ CREATE INDEX IF NOT EXISTS builds_active ON builds (state);
 CREATE TABLE IF NOT EXISTS tasks (
     build_id  TEXT NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
     name      TEXT NOT NULL,
-    position  INTEGER NOT NULL,
-    state     TEXT NOT NULL,
-    reasons   TEXT,                    -- JSON list: why it ran
+    position  INTEGER NOT NULL,          -- upstream before downstream, as the build listed them
+    -- TaskState's fields:
+    status    TEXT NOT NULL,
+    reasons   TEXT,                      -- JSON list
     started   REAL,
     ended     REAL,
     elapsed   REAL,
-    products  TEXT,                    -- JSON list of absolute paths
-    detail    TEXT,                    -- why it was aborted/cancelled, the early-stop message
-    error     TEXT,                    -- JSON object: the failure, with cell and traceback
+    products  TEXT,                      -- JSON list of absolute paths
+    detail    TEXT,
+    failure   TEXT,                      -- JSON object: TaskFailure.to_dict()
     PRIMARY KEY (build_id, name)
 );
 """
 
-_BUILD_COLUMNS = (
-    "id, pipeline, state, force, targets, created, started, ended, outcome, exit_code, message, seq"
+#: The server's own fields of a build, as the API shows them.
+SERVER_FIELDS = ("id", "pipeline", "force", "targets", "created", "seq")
+#: BuildState's fields but its tasks: the rest of a build row.
+STATE_FIELDS = (
+    "state",
+    "dag",
+    "executor",
+    "to_run",
+    "outcome",
+    "stop_reason",
+    "message",
+    "exit_code",
+    "started",
+    "ended",
 )
+TASK_FIELDS = (
+    "name",
+    "status",
+    "reasons",
+    "started",
+    "ended",
+    "elapsed",
+    "products",
+    "detail",
+    "failure",
+)
+_JSON_BUILD_FIELDS = ("targets", "to_run")
+_JSON_TASK_FIELDS = ("reasons", "products", "failure")
+_BUILD_COLUMNS = ", ".join((*SERVER_FIELDS, *STATE_FIELDS))
+
+
+def build_row(state: BuildState) -> dict[str, Any]:
+    """The build row's BuildState columns, ready to write (JSON encoded where they are lists).
+
+    Call it where ``state`` changes (the event loop): the result no longer does."""
+    row = {name: getattr(state, name) for name in STATE_FIELDS}
+    row["to_run"] = json.dumps(row["to_run"])
+    return row
+
+
+def task_row(position: int, task: TaskState) -> tuple[Any, ...]:
+    """A task row (its position, then TASK_FIELDS), ready to write."""
+    data = task.to_dict()
+    for name in _JSON_TASK_FIELDS:
+        data[name] = json.dumps(data[name]) if data[name] is not None else None
+    return (position, *(data[name] for name in TASK_FIELDS))
 
 
 class Store:
@@ -118,6 +160,8 @@ class Store:
                 "upgrade nbpipe or point NbpipeApp.state_dir elsewhere"
             )
         with self._db:
+            if version == 1:
+                _migrate_from_1(self._db)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -133,15 +177,46 @@ class Store:
         targets: list[str],
         created: float,
         owner: str,
+        row: dict[str, Any],
+        seq: int = 1,
     ) -> None:
+        """A new build: its server fields and ``row`` (``build_row`` of its state)."""
+        columns = ("id", "root", "pipeline", "force", "targets", "created", "owner", "seq", *row)
+        values = (build_id, self.root, pipeline, int(force), json.dumps(targets), created, owner)
+        marks = ", ".join("?" for _ in columns)
         with self._db:
             self._db.execute(
-                "INSERT INTO builds (id, root, pipeline, state, force, targets, created, owner) "
-                "VALUES (?, ?, ?, 'starting', ?, ?, ?, ?)",
-                (build_id, self.root, pipeline, int(force), json.dumps(targets), created, owner),
+                f"INSERT INTO builds ({', '.join(columns)}) VALUES ({marks})",
+                (*values, seq, *row.values()),
+            )
+
+    def record(
+        self,
+        build_id: str,
+        seq: int,
+        row: dict[str, Any],
+        tasks: Iterable[tuple[Any, ...]] = (),
+        **fields: Any,
+    ) -> None:
+        """One event's effect: the build's ``seq``, its state columns (``row``), the task rows
+        the event changed (``task_row``), and any other build ``fields`` (the log...)."""
+        values = {"seq": seq, **row, **fields}
+        columns = ", ".join(f"{name} = ?" for name in values)
+        names = ", ".join(TASK_FIELDS)
+        marks = ", ".join("?" for _ in TASK_FIELDS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in TASK_FIELDS[1:])
+        with self._db:
+            self._db.execute(
+                f"UPDATE builds SET {columns} WHERE id = ?", (*values.values(), build_id)
+            )
+            self._db.executemany(
+                f"INSERT INTO tasks (build_id, position, {names}) VALUES (?, ?, {marks}) "
+                f"ON CONFLICT (build_id, name) DO UPDATE SET {updates}",
+                [(build_id, *task) for task in tasks],
             )
 
     def update_build(self, build_id: str, **fields: Any) -> None:
+        """Server fields that are not state (the build process's pid and identity)."""
         if not fields:
             return
         columns = ", ".join(f"{name} = ?" for name in fields)
@@ -150,151 +225,48 @@ class Store:
                 f"UPDATE builds SET {columns} WHERE id = ?", (*fields.values(), build_id)
             )
 
-    def next_seq(self, build_id: str, **fields: Any) -> int:
-        """Counts one more event of the build (a server event); ``fields`` are set with it."""
-        sets = "".join(f", {name} = ?" for name in fields)
-        with self._db:
-            self._db.execute(
-                f"UPDATE builds SET seq = seq + 1{sets} WHERE id = ?", (*fields.values(), build_id)
-            )
-            row = self._db.execute("SELECT seq FROM builds WHERE id = ?", (build_id,)).fetchone()
-        return row[0] if row else 0
-
-    def apply_event(self, build_id: str, event: dict[str, Any]) -> int:
-        """Records one engine event (``Event.to_dict()`` form); returns the build's new ``seq``."""
-        kind = EventKind(event["event"])
-        when = event.get("time")
-        with self._db:
-            if kind is EventKind.BUILD_STARTED:
-                self._db.execute(
-                    "UPDATE builds SET state = CASE WHEN state = 'starting' THEN 'running' "
-                    "ELSE state END, started = ? WHERE id = ?",
-                    (when, build_id),
-                )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO tasks (build_id, name, position, state) "
-                    "VALUES (?, ?, ?, 'pending')",
-                    [(build_id, name, i) for i, name in enumerate(event.get("tasks") or [])],
-                )
-            elif kind is EventKind.BUILD_FINISHED:
-                self._db.execute(
-                    "UPDATE builds SET outcome = ?, message = COALESCE(?, message) WHERE id = ?",
-                    (event.get("outcome"), event.get("stop_reason"), build_id),
-                )
-            elif event.get("task") is not None:
-                self._apply_task_event(build_id, kind, event)
-            self._db.execute("UPDATE builds SET seq = seq + 1 WHERE id = ?", (build_id,))
-            row = self._db.execute("SELECT seq FROM builds WHERE id = ?", (build_id,)).fetchone()
-        return row[0] if row else 0
-
-    def _apply_task_event(self, build_id: str, kind: EventKind, event: dict[str, Any]) -> None:
-        values: dict[str, Any] = {"state": STATUS_AFTER[kind].value}
-        when = event.get("time")
-        if kind is EventKind.TASK_QUEUED:
-            values["reasons"] = json.dumps(event.get("reasons") or [])
-        elif kind is EventKind.TASK_STARTED:
-            values["started"] = when
-        elif kind in (EventKind.TASK_FINISHED, EventKind.TASK_FAILED, EventKind.TASK_STOPPED_EARLY):
-            values["ended"] = when
-        if "elapsed" in event:
-            values["elapsed"] = event["elapsed"]
-        if "products" in event:
-            values["products"] = json.dumps(list(event["products"] or []))
-        detail = event.get("reason") or event.get("message")
-        if detail:
-            values["detail"] = detail
-        if kind is EventKind.TASK_FAILED:
-            error = dict(event.get("details") or {})
-            error["message"] = event.get("error") or ""
-            values["error"] = json.dumps(error)
-        columns = ", ".join(f"{name} = ?" for name in values)
-        updated = self._db.execute(
-            f"UPDATE tasks SET {columns} WHERE build_id = ? AND name = ?",
-            (*values.values(), build_id, event["task"]),
-        ).rowcount
-        if not updated:  # an event for a task build_started did not list: keep it anyway
-            position = self._db.execute(
-                "SELECT COALESCE(MAX(position) + 1, 0) FROM tasks WHERE build_id = ?", (build_id,)
-            ).fetchone()[0]
-            names = ", ".join(values)
-            marks = ", ".join("?" for _ in values)
-            self._db.execute(
-                f"INSERT INTO tasks (build_id, name, position, {names}) VALUES (?, ?, ?, {marks})",
-                (build_id, event["task"], position, *values.values()),
-            )
-
-    def finish_build(
-        self,
-        build_id: str,
-        state: str,
-        ended: float,
-        *,
-        message: str | None = None,
-        exit_code: int | None = None,
-        log: str | None = None,
-        unfinished_reason: str = "the build stopped",
-    ) -> list[str]:
-        """Gives the build its final state. Tasks still queued or running (the build process
-        died before it could say what became of them) become cancelled; returns their names."""
-        with self._db:
-            self._db.execute(
-                "UPDATE builds SET state = ?, ended = ?, message = COALESCE(?, message), "
-                "exit_code = ?, log = COALESCE(?, log), pid = NULL WHERE id = ?",
-                (state, ended, message, exit_code, log, build_id),
-            )
-            return self._cancel_unfinished(build_id, ended, unfinished_reason)
-
-    def _cancel_unfinished(self, build_id: str, ended: float, reason: str) -> list[str]:
-        marks = ", ".join("?" for _ in FINAL_TASK_STATES)
-        unfinished = [
-            row[0]
-            for row in self._db.execute(
-                f"SELECT name FROM tasks WHERE build_id = ? AND state NOT IN ({marks}) "
-                "ORDER BY position",
-                (build_id, *FINAL_TASK_STATES),
-            )
-        ]
-        self._db.execute(
-            f"UPDATE tasks SET state = 'cancelled', detail = COALESCE(detail, ?), "
-            f"ended = CASE WHEN started IS NOT NULL THEN ? ELSE ended END "
-            f"WHERE build_id = ? AND state NOT IN ({marks})",
-            (reason, ended, build_id, *FINAL_TASK_STATES),
-        )
-        return unfinished
-
-    def interrupt_orphans(
-        self, owner_alive: Callable[[str | None], bool], ended: float
-    ) -> list[dict[str, Any]]:
-        """Marks ``interrupted`` every active build whose server is gone; returns them (with
-        their process id and identity, so the caller can stop a build process left behind).
-        """
+    def orphans(self, owner_alive: Callable[[str | None], bool]) -> list[dict[str, Any]]:
+        """Every active build (of any root) whose server is gone, as ``get_build`` describes it,
+        plus its ``root`` and its build process (``pid``, ``pid_id``), so that the caller can
+        settle it and stop a build process left behind."""
         marks = ", ".join("?" for _ in ACTIVE_STATES)
         rows = self._db.execute(
-            f"SELECT id, owner, pid, pid_id FROM builds WHERE state IN ({marks})", ACTIVE_STATES
+            f"SELECT id, root, owner, pid, pid_id FROM builds WHERE state IN ({marks}) "
+            "ORDER BY created",
+            ACTIVE_STATES,
         ).fetchall()
-        orphans = [dict(row) for row in rows if not owner_alive(row["owner"])]
-        for orphan in orphans:
-            self.finish_build(
-                orphan["id"],
-                "interrupted",
-                ended,
-                message="the server stopped while this build was running",
-                unfinished_reason="the server stopped",
-            )
-        return orphans
+        found = []
+        for row in rows:
+            if owner_alive(row["owner"]):
+                continue
+            build = self._read_build(row["id"], any_root=True)
+            if build is not None:
+                found.append(
+                    {**build, "root": row["root"], "pid": row["pid"], "pid_id": row["pid_id"]}
+                )
+        return found
 
     # -- reading --------------------------------------------------------------------------------
     def get_build(self, build_id: str) -> dict[str, Any] | None:
-        row = self._db.execute(
-            f"SELECT {_BUILD_COLUMNS} FROM builds WHERE id = ? AND root = ?", (build_id, self.root)
-        ).fetchone()
-        if row is None:
+        """A build of this root: SERVER_FIELDS, STATE_FIELDS and ``tasks`` (TaskState dicts,
+        paths absolute, in the build's order)."""
+        return self._read_build(build_id)
+
+    def _read_build(self, build_id: str, any_root: bool = False) -> dict[str, Any] | None:
+        where, args = "id = ?", [build_id]
+        if not any_root:
+            where += " AND root = ?"
+            args.append(self.root)
+        row = self._db.execute(f"SELECT {_BUILD_COLUMNS} FROM builds WHERE {where}", args)
+        found = row.fetchone()
+        if found is None:
             return None
-        build = _build_dict(row)
+        build = _build_dict(found)
         build["tasks"] = [
             _task_dict(task)
             for task in self._db.execute(
-                "SELECT * FROM tasks WHERE build_id = ? ORDER BY position", (build_id,)
+                f"SELECT {', '.join(TASK_FIELDS)} FROM tasks WHERE build_id = ? ORDER BY position",
+                (build_id,),
             )
         ]
         return build
@@ -308,7 +280,7 @@ class Store:
     def list_builds(
         self, pipeline: str | None = None, limit: int = 20, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
-        """Builds newest first (one page), and how many there are in all."""
+        """Builds newest first (one page, without their tasks), and how many there are in all."""
         where, args = "root = ?", [self.root]
         if pipeline is not None:
             where += " AND pipeline = ?"
@@ -324,7 +296,7 @@ class Store:
         return builds, total
 
     def latest_builds(self, pipelines: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The newest build of each pipeline named (those that were ever built)."""
+        """The newest build of each pipeline named (those that were ever built), without tasks."""
         latest = {}
         for pipeline in pipelines:
             row = self._db.execute(
@@ -338,27 +310,32 @@ class Store:
         return latest
 
     def last_task_results(self, pipeline: str) -> dict[str, dict[str, Any]]:
-        """For each task, the state it ended in the last build it took part in (and when)."""
+        """For each task, the status it ended in the last build it took part in (and when)."""
         rows = self._db.execute(
-            "SELECT t.name, t.state, t.ended, b.id AS build_id FROM tasks t "
+            "SELECT t.name, t.status, t.ended, b.id AS build_id FROM tasks t "
             "JOIN builds b ON b.id = t.build_id WHERE b.root = ? AND b.pipeline = ? "
             "ORDER BY b.created ASC, b.rowid ASC",
             (self.root, pipeline),
         ).fetchall()
         return {
-            row["name"]: {"state": row["state"], "ended": row["ended"], "build_id": row["build_id"]}
+            row["name"]: {
+                "state": row["status"],
+                "ended": row["ended"],
+                "build_id": row["build_id"],
+            }
             for row in rows
         }
 
     def _add_counts(self, builds: list[dict[str, Any]]) -> None:
-        """Adds ``counts`` (tasks per state) to build summaries, in one query."""
+        """Adds ``counts`` (tasks per status, as ``BuildState.counts()``) to builds read without
+        their tasks, in one query."""
         if not builds:
             return
         marks = ", ".join("?" for _ in builds)
         counts: dict[str, dict[str, int]] = {build["id"]: {} for build in builds}
         for row in self._db.execute(
-            f"SELECT build_id, state, COUNT(*) FROM tasks WHERE build_id IN ({marks}) "
-            "GROUP BY build_id, state",
+            f"SELECT build_id, status, COUNT(*) FROM tasks WHERE build_id IN ({marks}) "
+            "GROUP BY build_id, status",
             [build["id"] for build in builds],
         ):
             counts[row[0]][row[1]] = row[2]
@@ -369,21 +346,57 @@ class Store:
 def _build_dict(row: sqlite3.Row) -> dict[str, Any]:
     build = dict(row)
     build["force"] = bool(build["force"])
-    build["targets"] = json.loads(build["targets"])
-    ended = build["ended"]
-    build["elapsed"] = (
-        None if ended is None or build["started"] is None else ended - build["started"]
-    )
+    for name in _JSON_BUILD_FIELDS:
+        build[name] = json.loads(build[name]) if build[name] else []
     return build
 
 
 def _task_dict(row: sqlite3.Row) -> dict[str, Any]:
     task = dict(row)
-    del task["build_id"]
     task["reasons"] = json.loads(task["reasons"]) if task["reasons"] else []
     task["products"] = json.loads(task["products"]) if task["products"] else []
-    task["error"] = json.loads(task["error"]) if task["error"] else None
+    task["failure"] = json.loads(task["failure"]) if task["failure"] else None
     return task
+
+
+def _migrate_from_1(db: sqlite3.Connection) -> None:
+    """Schema 1 (before the event contract of EVENT_SCHEMA_VERSION 2): builds gain the
+    BuildState fields they lacked, a task's ``state`` becomes its ``status`` and its ``error``
+    (the old ``details`` of task_failed) a ``TaskFailure``. The history stays readable."""
+    for column in ("dag TEXT", "executor TEXT", "to_run TEXT", "stop_reason TEXT"):
+        db.execute(f"ALTER TABLE builds ADD COLUMN {column}")
+    db.execute("ALTER TABLE tasks RENAME COLUMN state TO status")
+    db.execute("ALTER TABLE tasks ADD COLUMN failure TEXT")
+    rows = db.execute("SELECT build_id, name, error FROM tasks WHERE error IS NOT NULL").fetchall()
+    for build_id, name, error in rows:
+        try:
+            old = json.loads(error)
+        except ValueError:
+            old = {"message": str(error)}
+        db.execute(
+            "UPDATE tasks SET failure = ? WHERE build_id = ? AND name = ?",
+            (json.dumps(_failure_from_1(name, old)), build_id, name),
+        )
+    if sqlite3.sqlite_version_info >= (3, 35):
+        db.execute("ALTER TABLE tasks DROP COLUMN error")
+    else:  # an old SQLite cannot drop it; the column stays, unread
+        db.execute("UPDATE tasks SET error = NULL")
+
+
+def _failure_from_1(task: str, old: dict[str, Any]) -> dict[str, Any]:
+    text = str(old.get("message") or "")
+    last = text.strip().splitlines()[-1] if text.strip() else ""
+    return {
+        "task": task,
+        "type": old.get("ename") or old.get("type") or "Error",
+        "message": str(old.get("evalue") or ("" if old.get("ename") else last)),
+        "traceback": old.get("traceback") or text,
+        "source": old.get("source"),
+        "cell": old.get("cell_index"),
+        "line": old.get("line"),
+        "code": old.get("code"),
+        "partial_notebook": old.get("partial_path"),
+    }
 
 
 T = TypeVar("T")

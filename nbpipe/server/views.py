@@ -1,8 +1,17 @@
-"""What the API sends: records and events turned into JSON for the browser.
+"""What the API sends: build records and events turned into JSON for the browser.
 
-The one rule here: paths go out relative to the server root (posix style), so the UI can open a
-product or a partially executed notebook through Jupyter's contents API. A path outside the root
-is sent as it is, with ``in_root: false`` where it is a product.
+Builds and events go out in the shapes of the event contract (``nbpipe.engine.events``,
+``nbpipe.engine.state``), unchanged but for one rule: paths are made relative to the server root
+(posix style) when they lie inside it, so the UI can open a product or a partially executed
+notebook through Jupyter's contents API; a path outside the root stays absolute. So a relative
+path means "in the root". The paths are the ``products`` of tasks and events and a failure's
+``source`` and ``partial_notebook``.
+
+A build snapshot (``GET builds/{id}``) is the server's fields (``id``, ``pipeline``, ``force``,
+``targets``, ``created``, ``seq``, ``counts``) plus exactly the fields of
+``BuildState.to_dict()``, so that the browser can apply later events to it with the same reducer
+rules. Formatting a failure for people is the browser's job (Python code that needs a line uses
+``TaskFailure.summary()``).
 """
 
 from __future__ import annotations
@@ -10,81 +19,73 @@ from __future__ import annotations
 from typing import Any
 
 from nbpipe.server.discovery import relative_to_root
+from nbpipe.server.store import SERVER_FIELDS, STATE_FIELDS, TASK_FIELDS
 
-#: Engine event fields that are not details (they are top-level fields of a published event).
-_EVENT_FIELDS = {"v", "event", "task", "time"}
-
-
-def product(root: str, path: str) -> dict[str, Any]:
-    relative = relative_to_root(root, path)
-    return {"path": relative if relative is not None else path, "in_root": relative is not None}
+#: A failure's fields that are paths.
+FAILURE_PATHS = ("source", "partial_notebook")
 
 
 def path_view(root: str, path: str | None) -> str | None:
-    """``path`` relative to the root when it lies inside it, else unchanged."""
+    """``path`` relative to the root (posix) when it lies inside it, else unchanged."""
     if not path:
         return path
     relative = relative_to_root(root, path)
     return relative if relative is not None else path
 
 
-def error(root: str, error: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A task failure: a one-line summary, the failing cell and line, the traceback."""
-    if not error:
-        return None
-    view = dict(error)
-    for key in ("partial_path", "source"):
-        if key in view:
+def product(root: str, path: str) -> dict[str, Any]:
+    """A product of ``GET pipelines/{path}``: ``{path, in_root}``."""
+    relative = relative_to_root(root, path)
+    return {"path": relative if relative is not None else path, "in_root": relative is not None}
+
+
+def failure(root: str, data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A ``TaskFailure.to_dict()``, its paths relative to the root."""
+    if not data:
+        return data
+    view = dict(data)
+    for key in FAILURE_PATHS:
+        if isinstance(view.get(key), str):
             view[key] = path_view(root, view[key])
-    view["summary"] = summary(error)
     return view
 
 
-def summary(error: dict[str, Any]) -> str:
-    """``ZeroDivisionError: division by zero (cell 3, line 2)`` or the error text's last line."""
-    name = error.get("ename") or (error.get("type") if error.get("evalue") else None)
-    if name:
-        text = f"{name}: {error.get('evalue', '')}".rstrip(": ")
-        if error.get("cell_index") is not None:
-            where = f"cell {error['cell_index'] + 1}"
-            if error.get("line"):
-                where += f", line {error['line']}"
-            text += f" ({where})"
-        return text
-    lines = (error.get("message") or "").strip().splitlines()
-    return lines[-1] if lines else "failed"
+def _products(root: str, products: Any) -> Any:
+    if not isinstance(products, list):
+        return products
+    return [path_view(root, path) if isinstance(path, str) else path for path in products]
 
 
-def task(root: str, row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": row["name"],
-        "state": row["state"],
-        "reasons": row["reasons"],
-        "started": row["started"],
-        "ended": row["ended"],
-        "elapsed": row["elapsed"],
-        "products": [product(root, path) for path in row["products"]],
-        "detail": row["detail"],
-        "error": error(root, row["error"]),
-    }
+def task(root: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A ``TaskState.to_dict()``, paths relative to the root."""
+    view = {name: data.get(name) for name in TASK_FIELDS}
+    view["products"] = _products(root, view["products"] or [])
+    view["failure"] = failure(root, view["failure"])
+    return view
 
 
 def build(root: str, record: dict[str, Any]) -> dict[str, Any]:
-    view = {key: value for key, value in record.items() if key != "tasks"}
+    """A build snapshot: the server's fields, ``counts``, and BuildState's fields (``tasks``
+    only when the record has them: list endpoints leave them out)."""
+    view = {name: record.get(name) for name in SERVER_FIELDS}
     if "tasks" in record:
-        view["tasks"] = [task(root, row) for row in record["tasks"]]
         counts: dict[str, int] = {}
         for row in record["tasks"]:
-            counts[row["state"]] = counts.get(row["state"], 0) + 1
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
         view["counts"] = counts
+    else:
+        view["counts"] = record.get("counts") or {}
+    view.update((name, record.get(name)) for name in STATE_FIELDS)
+    if "tasks" in record:
+        view["tasks"] = [task(root, row) for row in record["tasks"]]
     return view
 
 
-def event_details(root: str, event: dict[str, Any]) -> dict[str, Any]:
-    """An engine event's own fields, with paths made relative to the root."""
-    details = {key: value for key, value in event.items() if key not in _EVENT_FIELDS}
-    if isinstance(details.get("products"), list):
-        details["products"] = [product(root, str(path)) for path in details["products"]]
-    if isinstance(details.get("details"), dict):
-        details["details"] = error(root, {**details["details"], "message": details.get("error")})
-    return details
+def event(root: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An ``Event.to_dict()``, paths relative to the root; nothing else changes."""
+    view = dict(data)
+    if "products" in view:
+        view["products"] = _products(root, view["products"])
+    if isinstance(view.get("failure"), dict):
+        view["failure"] = failure(root, view["failure"])
+    return view

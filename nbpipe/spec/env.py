@@ -39,14 +39,20 @@ _NAME = re.compile(r"\s*([A-Za-z_][\w-]*(?:\.[A-Za-z_0-9][\w-]*)*)\s*")
 BUILT_INS = ("here", "cwd", "root", "now", "user", "git", "git_hash")
 
 
+def env_files_for(spec_path: Path) -> list[Path]:
+    """The env files a spec may read, preferred first: ``env.NAME.yaml`` beside
+    ``pipeline.NAME.yaml``, then ``env.yaml`` (whether they exist or not)."""
+    parts = spec_path.name.split(".")
+    named = []
+    if len(parts) == 3 and parts[0] == "pipeline":
+        named.append(spec_path.with_name(f"env.{parts[1]}.{parts[2]}"))
+    return [*named, spec_path.with_name("env.yaml")]
+
+
 def env_file_for(spec_path: Path) -> Path:
     """``env.yaml`` beside ``pipeline.yaml``; ``env.NAME.yaml`` beside ``pipeline.NAME.yaml``."""
-    parts = spec_path.name.split(".")
-    if len(parts) == 3 and parts[0] == "pipeline":
-        named = spec_path.with_name(f"env.{parts[1]}.{parts[2]}")
-        if named.exists():
-            return named
-    return spec_path.with_name("env.yaml")
+    *named, default = env_files_for(spec_path)
+    return next((path for path in named if path.exists()), default)
 
 
 class Env:

@@ -90,7 +90,12 @@ class ServerProcess:
         assert code == 202, reply
         return reply["id"]
 
-    def wait(self, build_id: str, done=lambda build: build["state"] == "success", timeout=60):
+    def wait(self, build_id: str, done=None, timeout=60):
+        """The build's snapshot once ``done(snapshot)``; by default once it has ended in success
+        (its process exited: the exit code comes with build_ended, after the engine's
+        build_finished has made the state final)."""
+        if done is None:
+            done = lambda build: build["state"] == "success" and build["exit_code"] is not None  # noqa: E731
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             _, build = self.call("GET", f"nbpipe/api/builds/{build_id}")
@@ -121,6 +126,6 @@ class ServerProcess:
 
 def running(task: str):
     def done(build: dict) -> bool:
-        return any(row["name"] == task and row["state"] == "running" for row in build["tasks"])
+        return any(row["name"] == task and row["status"] == "running" for row in build["tasks"])
 
     return done

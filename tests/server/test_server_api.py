@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import os
 
 import pytest
 from server_helpers import (
+    SUMMARY_VALIDATOR,
     api,
+    check_events,
+    check_snapshot,
     copy_example,
+    events_until_ended,
+    kind,
+    replay,
+    snapshot_state,
     start_build,
+    task_events,
     wait_for,
     write_data,
     write_functions,
@@ -17,23 +25,9 @@ from server_helpers import (
     write_text,
 )
 
-SCHEMA_ID = "https://events.nbpipe.org/build/v1"
+from nbpipe.engine.events import TaskFailure
 
 pytestmark = pytest.mark.timeout(120)
-
-
-async def build_events(ws, build_id: str, timeout: float = 60) -> list[dict]:
-    """This build's events from the event bus, up to build_ended."""
-    events = []
-    while True:
-        message = await asyncio.wait_for(ws.read_message(), timeout)
-        assert message is not None, "the event socket closed"
-        data = json.loads(message)
-        if data.get("schema_id") != SCHEMA_ID or data["build_id"] != build_id:
-            continue
-        events.append(data)
-        if data["event"] == "build_ended":
-            return events
 
 
 async def test_example_pipeline_builds_with_live_events(jp_fetch, jp_ws_fetch, jp_root_dir):
@@ -45,18 +39,17 @@ async def test_example_pipeline_builds_with_live_events(jp_fetch, jp_ws_fetch, j
 
     ws = await jp_ws_fetch("api", "events", "subscribe")
     build_id = await start_build(jp_fetch, pipeline)
-    events = await build_events(ws, build_id)
-    ws.close()
+    events = await events_until_ended(ws, build_id)
 
-    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
-    kinds = [event["event"] for event in events]
+    check_events(events)  # each one an event of the contract, seq 1, 2, 3...
+    kinds = [kind(event) for event in events]
     assert kinds[:2] == ["build_created", "build_started"]
     assert kinds[-2:] == ["build_finished", "build_ended"]
     tasks = ["make_raw_data", "clean", "by_region", "monthly_trend", "report"]
     for task in tasks:
-        mine = [e["event"] for e in events if e["task"] == task]
+        mine = task_events(events, task)
         assert mine == ["task_queued", "task_started", "task_finished"], (task, mine)
-    position = {(e["task"], e["event"]): i for i, e in enumerate(events)}
+    position = {(kind(e), e["event"]["task"]): i for i, e in enumerate(events)}
     for up, down in [
         ("make_raw_data", "clean"),
         ("clean", "by_region"),
@@ -64,25 +57,31 @@ async def test_example_pipeline_builds_with_live_events(jp_fetch, jp_ws_fetch, j
         ("by_region", "report"),
         ("monthly_trend", "report"),
     ]:
-        assert position[(up, "task_finished")] < position[(down, "task_started")]
-    finished = next(e for e in events if e["event"] == "task_finished" and e["task"] == "report")
-    assert finished["task_state"] == "executed"
-    assert {"path": "example/output/report.html", "in_root": True} in finished["details"][
-        "products"
-    ]
+        assert position[("task_finished", up)] < position[("task_started", down)]
+    finished = events[position[("task_finished", "report")]]
+    # The contract's event, unchanged but for its paths: relative to the server root, in an
+    # envelope (the event socket adds the schema_id).
+    assert set(finished) == {"schema_id", "build_id", "pipeline", "seq", "state", "event"}
+    assert finished["pipeline"] == pipeline and finished["state"] == "running"
+    assert "example/output/report.html" in finished["event"]["products"]
     assert events[-1]["state"] == "success"
 
     code, build = await api(jp_fetch, "builds", build_id)
     assert code == 200
+    check_snapshot(build)
     assert build["state"] == "success" and build["exit_code"] == 0
     assert build["seq"] == events[-1]["seq"]
+    assert build["counts"] == {"executed": 5}
     assert [task["name"] for task in build["tasks"]] == tasks
     for task in build["tasks"]:
-        assert task["state"] == "executed"
+        assert task["status"] == "executed"
         assert task["started"] <= task["ended"]
         for product in task["products"]:
-            assert product["in_root"]
-            assert (jp_root_dir / product["path"]).is_file(), product
+            assert not os.path.isabs(product)
+            assert (jp_root_dir / product).is_file(), product
+    # The snapshot is what the reducer derives from the bus events: the browser, applying
+    # later events to a snapshot with the same rules, shows the same build.
+    assert replay(events).to_dict() == snapshot_state(build)
 
     # The pipeline is now up to date, and remembers each task's last result.
     code, detail = await api(jp_fetch, "pipelines", pipeline)
@@ -182,7 +181,7 @@ async def test_a_build_of_several_target_tasks(jp_fetch, jp_root_dir):
     build = await wait_for(jp_fetch, build_id)
     assert build["state"] == "success", build
     assert build["targets"] == ["b", "d"]
-    assert {task["name"]: task["state"] for task in build["tasks"]} == {
+    assert {task["name"]: task["status"] for task in build["tasks"]} == {
         "a": "executed",
         "b": "executed",
         "-c": "executed",
@@ -239,17 +238,21 @@ async def test_failed_task_reports_cell_and_traceback(jp_fetch, jp_root_dir):
     build = await wait_for(jp_fetch, await start_build(jp_fetch, pipeline))
     assert build["state"] == "failed" and build["exit_code"] == 1
     tasks = {task["name"]: task for task in build["tasks"]}
-    assert tasks["ok"]["state"] == "executed"
-    assert tasks["after"]["state"] == "aborted"
-    error = tasks["bad"]["error"]
-    assert tasks["bad"]["state"] == "failed"
-    assert error["ename"] == "ZeroDivisionError"
-    assert error["cell_index"] == 1 and error["line"] == 2
-    assert error["code"] == "y = x / 0"
-    assert error["summary"] == "ZeroDivisionError: division by zero (cell 2, line 2)"
-    assert "ZeroDivisionError" in error["traceback"]
-    assert error["partial_path"] == "failing/out/bad.failed.ipynb"
-    assert (jp_root_dir / error["partial_path"]).is_file()
+    assert tasks["ok"]["status"] == "executed"
+    assert tasks["after"]["status"] == "aborted"
+    failure = tasks["bad"]["failure"]
+    assert tasks["bad"]["status"] == "failed"
+    assert failure["task"] == "bad"
+    assert failure["type"] == "ZeroDivisionError"
+    assert failure["cell"] == 1 and failure["line"] == 2
+    assert failure["code"] == "y = x / 0"
+    summary = "ZeroDivisionError: division by zero (cell 2, line 2)"
+    assert TaskFailure.from_dict(failure).summary() == summary
+    assert tasks["bad"]["detail"] == summary
+    assert "ZeroDivisionError" in failure["traceback"]
+    assert failure["source"] == "failing/bad.py"
+    assert failure["partial_notebook"] == "failing/out/bad.failed.ipynb"
+    assert (jp_root_dir / failure["partial_notebook"]).is_file()
     assert not (jp_root_dir / "failing" / "out" / "bad.txt").exists()
 
 
@@ -291,6 +294,8 @@ async def test_history_is_newest_first_and_paged(jp_fetch, jp_root_dir):
     assert page["total"] == 3
     assert [build["id"] for build in page["builds"]] == ids[::-1][:2]
     assert page["builds"][0]["counts"] == {"executed": 1}
+    for build in page["builds"]:  # the list leaves the tasks out
+        check_snapshot(build, SUMMARY_VALIDATOR)
     code, page = await api(jp_fetch, "builds", params={"limit": 2, "offset": 2})
     assert [build["id"] for build in page["builds"]] == ids[:1]
     code, page = await api(jp_fetch, "builds", params={"pipeline": pipeline})

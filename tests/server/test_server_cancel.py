@@ -10,8 +10,12 @@ import pytest
 from server_helpers import (
     alive,
     api,
+    check_events,
     events_until_ended,
     kernel_pids,
+    kind,
+    replay,
+    snapshot_state,
     staged_leftovers,
     start_build,
     wait_for,
@@ -78,9 +82,9 @@ async def test_cancel_stops_kernel_and_leaves_no_product(jp_fetch, jp_root_dir, 
     assert build["state"] == "cancelled", build
 
     tasks = {task["name"]: task for task in build["tasks"]}
-    assert tasks["first"]["state"] == "executed"
-    assert tasks["sleepy"]["state"] == "cancelled"
-    assert tasks["after"]["state"] == "cancelled"
+    assert tasks["first"]["status"] == "executed"
+    assert tasks["sleepy"]["status"] == "cancelled"
+    assert tasks["after"]["status"] == "cancelled"
     assert tasks["after"]["detail"]
 
     # No process of the build is left: kernel, workers, the CLI itself.
@@ -108,12 +112,16 @@ async def test_cancel_event_sequence(jp_fetch, jp_ws_fetch, jp_root_dir, tmp_pat
     await wait_for_task(jp_fetch, build_id, "sleepy", "running")
     await api(jp_fetch, "builds", build_id, "cancel", method="POST")
     events = await events_until_ended(ws, build_id)
-    kinds = [event["event"] for event in events]
+    check_events(events)
+    kinds = [kind(event) for event in events]
     assert kinds.index("build_cancelling") < kinds.index("build_ended")
+    assert events[kinds.index("build_cancelling")]["state"] == "cancelling"
     assert events[-1]["state"] == "cancelled"
-    cancelled = [e for e in events if e["event"] == "task_cancelled"]
-    assert [e["task"] for e in cancelled] == ["sleepy"]
-    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    # The build process reported its task cancelled (SIGTERM is its interrupt).
+    cancelled = [e for e in events if kind(e) == "task_cancelled"]
+    assert [e["event"]["task"] for e in cancelled] == ["sleepy"]
+    build = await wait_for(jp_fetch, build_id)
+    assert replay(events).to_dict() == snapshot_state(build)
 
 
 async def test_a_build_that_ignores_sigterm_is_killed(jp_fetch, jp_root_dir, tmp_path):
@@ -144,6 +152,6 @@ async def test_a_build_that_ignores_sigterm_is_killed(jp_fetch, jp_root_dir, tmp
     # can end the build.
     build = await wait_for(jp_fetch, build_id, timeout=60)
     assert build["state"] == "cancelled"
-    assert build["tasks"][0]["state"] == "cancelled"
+    assert build["tasks"][0]["status"] == "cancelled"
     await all_ended(tree)
     assert not (folder / "out" / "x.txt").exists()

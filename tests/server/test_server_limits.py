@@ -3,15 +3,25 @@ dies, a cancel that comes before the build got going."""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+
+import psutil
 import pytest
 from server_helpers import (
     api,
+    check_events,
     events_until_ended,
+    kind,
+    replay,
+    snapshot_state,
     start_build,
+    task_events,
     wait_for,
     write_functions,
     write_text,
 )
+from wait_helpers import async_wait_for_marker, touch_code
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,7 +56,7 @@ async def test_a_crashing_build_cannot_take_the_server_down(jp_fetch, jp_root_di
     build = await wait_for(jp_fetch, await start_build(jp_fetch, pipeline))
     assert build["state"] == "error"
     assert "SIGKILL" in build["message"]
-    assert build["tasks"][0]["state"] == "cancelled"
+    assert build["tasks"][0]["status"] == "cancelled"
     code, _ = await api(jp_fetch, "pipelines")
     assert code == 200
     # The pipeline is free again.
@@ -71,7 +81,7 @@ async def test_cancel_right_after_start(jp_fetch, jp_root_dir):
     assert code == 202 and reply["state"] == "cancelling"
     build = await wait_for(jp_fetch, build_id, timeout=10)
     assert build["state"] == "cancelled"
-    assert all(task["state"] == "cancelled" for task in build["tasks"])
+    assert all(task["status"] == "cancelled" for task in build["tasks"])
     assert not (jp_root_dir / "p" / "out" / "a.txt").exists()
 
 
@@ -96,7 +106,9 @@ class TestAnotherRelease:
 async def test_events_of_a_crashed_build_still_settle_every_task(
     jp_fetch, jp_ws_fetch, jp_root_dir
 ):
-
+    """A build process that dies says nothing of its unsettled tasks, and the server invents
+    nothing: build_ended settles them (cancelled, by the reducer's rule), in the stream and in
+    the snapshot alike."""
     pipeline = write_functions(
         jp_root_dir,
         "crash",
@@ -105,9 +117,94 @@ async def test_events_of_a_crashed_build_still_settle_every_task(
     ws = await jp_ws_fetch("api", "events", "subscribe")
     build_id = await start_build(jp_fetch, pipeline)
     events = await events_until_ended(ws, build_id)
-    last = {}
-    for event in events:
-        if event["task"]:
-            last[event["task"]] = event["task_state"]
-    assert last == {"crash": "cancelled", "never": "cancelled"}
-    assert events[-1]["state"] == "error"
+    check_events(events)
+    assert "task_cancelled" not in [kind(event) for event in events]
+    assert kind(events[-1]) == "build_ended" and events[-1]["state"] == "error"
+    state = replay(events)
+    assert {name: task.status.value for name, task in state.tasks.items()} == {
+        "crash": "cancelled",
+        "never": "cancelled",
+    }
+    build = await wait_for(jp_fetch, build_id)
+    assert state.to_dict() == snapshot_state(build)
+
+
+KILLED_CODE = """
+import time
+from pathlib import Path
+
+
+def first(product):
+    Path(product).write_text("first")
+
+
+def sleepy(product, upstream):
+    Path(upstream["first"]).read_text()
+    {touch}
+    time.sleep(120)
+    Path(product).write_text("never")
+
+
+def after(product, upstream):
+    Path(product).write_text(Path(upstream["sleepy"]).read_text())
+"""
+
+KILLED_SPEC = """
+executor: serial
+tasks:
+  - {source: killed_fns.first, product: out/first.txt}
+  - {source: killed_fns.sleepy, product: out/sleepy.txt}
+  - {source: killed_fns.after, product: out/after.txt}
+"""
+
+
+def build_processes() -> list[psutil.Process]:
+    """The ``nbpipe build`` processes the (in-process) server started."""
+    found = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            command = child.cmdline()
+            if "nbpipe" in command and "build" in command:
+                found.append(child)
+    return found
+
+
+async def test_a_build_process_killed_mid_build_is_settled_by_build_ended(
+    jp_fetch, jp_ws_fetch, jp_root_dir, tmp_path
+):
+    """SIGKILL to the CLI while a task runs: the build ends ``error``; the running task and the
+    queued one become cancelled by build_ended's rule; the bus carries build_ended only after
+    the kill, no task_cancelled."""
+    reached = tmp_path / "sleepy.reached"
+    folder = jp_root_dir / "killed"
+    folder.mkdir()
+    (folder / "killed_fns.py").write_text(KILLED_CODE.format(touch=touch_code(reached)))
+    (folder / "pipeline.yaml").write_text(KILLED_SPEC)
+    ws = await jp_ws_fetch("api", "events", "subscribe")
+    build_id = await start_build(jp_fetch, "killed/pipeline.yaml")
+    await async_wait_for_marker(reached, "the sleepy task to run")
+    [cli] = build_processes()
+    cli.kill()
+    events = await events_until_ended(ws, build_id)
+
+    check_events(events)
+    kinds = [kind(event) for event in events]
+    assert "task_cancelled" not in kinds
+    started = [i for i, e in enumerate(events) if task_events([e], "sleepy") == ["task_started"]]
+    assert kinds[started[-1] + 1 :] == ["build_ended"]
+    ended = events[-1]
+    assert ended["state"] == "error" and "SIGKILL" in ended["event"]["message"]
+    assert ended["event"]["exit_code"] == -signal.SIGKILL
+
+    build = await wait_for(jp_fetch, build_id)
+    assert build["state"] == "error" and build["seq"] == ended["seq"]
+    tasks = {task["name"]: task for task in build["tasks"]}
+    assert tasks["first"]["status"] == "executed"
+    assert tasks["sleepy"]["status"] == tasks["after"]["status"] == "cancelled"
+    assert tasks["sleepy"]["detail"] == tasks["after"]["detail"] == "the build stopped"
+    assert tasks["sleepy"]["ended"] == ended["event"]["time"]
+    assert tasks["after"]["ended"] is None  # it never started
+    assert build["counts"] == {"executed": 1, "cancelled": 2}
+    # What the browser derives from the events is the snapshot.
+    assert replay(events).to_dict() == snapshot_state(build)
+    assert not (folder / "out" / "sleepy.txt").exists()

@@ -3,31 +3,53 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import time
+from pathlib import Path
 
 import pytest
-from server_helpers import alive, api, kernel_pids, staged_leftovers, write_data, write_pipeline
-from server_process import ServerProcess, running
+from server_helpers import (
+    alive,
+    api,
+    check_snapshot,
+    kernel_pids,
+    staged_leftovers,
+    write_data,
+    write_pipeline,
+)
+from server_process import ServerProcess
+from wait_helpers import async_wait_until, touch_code, wait_for_marker, wait_until
 
 from nbpipe.server import procs
 
 pytestmark = pytest.mark.timeout(180)
 
-SLEEPY = "open(product['data'], 'w').write('half')\nimport time\ntime.sleep(60)\n"
+
+def sleepy(reached: Path) -> str:
+    """Notebook code that half-writes its product, creates the marker file ``reached``, then
+    sleeps in the cell."""
+    return (
+        "open(product['data'], 'w').write('half')\n"
+        f"{touch_code(reached)}\n"
+        "import time\n"
+        "time.sleep(60)\n"
+    )
 
 
-def wait_for_kernel(pid: int, timeout: float = 30) -> list[int]:
+def wait_for_kernel(pid: int) -> list[int]:
     """The processes below ``pid``, once a kernel is among them."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tree = procs.descendants(pid)
-        if kernel_pids(tree):
-            return tree
-        time.sleep(0.1)
-    raise AssertionError("the build's kernel never started")
+    tree = wait_until(
+        lambda: (tree := procs.descendants(pid)) and kernel_pids(tree) and tree,
+        "the build's kernel to start",
+    )
+    return tree
+
+
+def wait_all_ended(pids: list[int]) -> None:
+    wait_until(
+        lambda: not [pid for pid in pids if alive(pid)],
+        lambda: f"the build's processes to end: {[pid for pid in pids if alive(pid)]} still run",
+    )
 
 
 @pytest.fixture
@@ -36,7 +58,8 @@ def previous_servers(jp_root_dir, state_dir, tmp_path):
     to success, then dies (SIGKILL) in the middle of a second build; the second is stopped
     gracefully (SIGTERM) in the middle of a third."""
     quick = write_pipeline(jp_root_dir, "quick", {"a": write_data("a")})
-    slow = write_pipeline(jp_root_dir, "slow", {"sleepy": SLEEPY})
+    reached = tmp_path / "sleepy.reached"
+    slow = write_pipeline(jp_root_dir, "slow", {"sleepy": sleepy(reached)})
     history: dict = {"killed_tree": [], "stopped_tree": []}
 
     server = ServerProcess(jp_root_dir, state_dir, tmp_path / "first")
@@ -44,7 +67,7 @@ def previous_servers(jp_root_dir, state_dir, tmp_path):
         history["done"] = server.build(quick)
         server.wait(history["done"])
         history["killed"] = server.build(slow)
-        server.wait(history["killed"], running("sleepy"))
+        wait_for_marker(reached, "the first server's build to sleep in its cell")
         history["killed_tree"] = wait_for_kernel(server.process.pid)
         server.signal(signal.SIGKILL)
     finally:
@@ -54,12 +77,14 @@ def previous_servers(jp_root_dir, state_dir, tmp_path):
     try:
         _, build = server.call("GET", f"nbpipe/api/builds/{history['killed']}")
         history["seen_by_second"] = build
+        reached.unlink()
         history["stopped"] = server.build(slow)
-        server.wait(history["stopped"], running("sleepy"))
+        wait_for_marker(reached, "the second server's build to sleep in its cell")
         history["stopped_tree"] = wait_for_kernel(server.process.pid)
-        started = time.monotonic()
         history["exit_code"] = server.signal(signal.SIGTERM)
-        history["stop_took"] = time.monotonic() - started
+        # A server stopping gracefully stops its builds before it exits (SIGTERM, then SIGKILL
+        # after the grace period); what is left are processes still being reaped.
+        history["stopped_left"] = [pid for pid in history["stopped_tree"] if alive(pid)]
     finally:
         server.close()
     yield history
@@ -84,8 +109,12 @@ async def test_history_survives_restarts_and_running_builds_end_interrupted(
     history = previous_servers
     # The second server, at start-up, marked the first one's running build interrupted.
     assert history["seen_by_second"]["state"] == "interrupted"
-    # A gracefully stopped server stops its builds within the grace period.
-    assert history["exit_code"] == 0 and history["stop_took"] < 10
+    # A gracefully stopped server exits cleanly, having stopped its builds.
+    assert history["exit_code"] == 0
+    await async_wait_until(
+        lambda: not [pid for pid in history["stopped_left"] if alive(pid)],
+        "the stopped server's build processes to be reaped",
+    )
 
     code, page = await api(jp_fetch, "builds")
     assert code == 200 and page["total"] == 3
@@ -99,18 +128,23 @@ async def test_history_survives_restarts_and_running_builds_end_interrupted(
     assert build["message"] == "the server stopped while this build was running"
     assert build["ended"] is not None
     [task] = build["tasks"]
-    assert task["state"] == "cancelled" and task["detail"] == "the server stopped"
+    # Recovery applied build_ended(interrupted) to the build's state: the reducer's rule
+    # cancelled the task the dead server's build left running.
+    assert task["status"] == "cancelled" and task["detail"] == "the server stopped"
+    assert task["ended"] == build["ended"]
+    check_snapshot(build)
 
     code, build = await api(jp_fetch, "builds", history["done"])
-    assert [task["state"] for task in build["tasks"]] == ["executed"]
+    assert [task["status"] for task in build["tasks"]] == ["executed"]
 
     # Nothing of the interrupted builds is left running: the build process the dead server
-    # left behind was stopped at the next start, kernels included.
-    deadline = time.monotonic() + 10
+    # left behind was stopped (by the parent-death signal, or at the next start), kernels
+    # included.
     leftovers = history["killed_tree"] + history["stopped_tree"]
-    while any(alive(pid) for pid in leftovers) and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)
-    assert [pid for pid in leftovers if alive(pid)] == []
+    await async_wait_until(
+        lambda: not [pid for pid in leftovers if alive(pid)],
+        lambda: f"the builds' processes to end: {[p for p in leftovers if alive(p)]} still run",
+    )
     out = jp_root_dir / "slow" / "out"
     assert not (out / "sleepy.txt").exists()
     assert staged_leftovers(out) == []
@@ -128,25 +162,21 @@ def test_builds_stop_when_their_server_is_killed(tmp_path, executor):
     if procs.parent_death_signal() is None:
         pytest.skip("needs PR_SET_PDEATHSIG (Linux)")
     root = tmp_path / "root"
-    slow = write_pipeline(root, "slow", {"sleepy": SLEEPY}, executor=executor)
+    reached = tmp_path / "sleepy.reached"
+    slow = write_pipeline(root, "slow", {"sleepy": sleepy(reached)}, executor=executor)
     server = ServerProcess(root, tmp_path / "state", tmp_path / "server")
     tree: list[int] = []
+    out = root / "slow" / "out"
     try:
-        build_id = server.build(slow)
-        server.wait(build_id, running("sleepy"))
+        server.build(slow)
+        # The notebook is sleeping, its product half-written (staged).
+        wait_for_marker(reached, "the notebook to reach its sleeping cell")
         tree = wait_for_kernel(server.process.pid)
-        out = root / "slow" / "out"
-        deadline = time.monotonic() + 30
-        while not staged_leftovers(out):  # the notebook is sleeping, its product half-written
-            assert time.monotonic() < deadline, "the notebook never wrote its staged product"
-            time.sleep(0.05)
+        assert staged_leftovers(out)
         server.signal(signal.SIGKILL)
-        killed = time.monotonic()
-        while any(alive(pid) for pid in tree) and time.monotonic() - killed < 10:
-            time.sleep(0.05)
-        took = time.monotonic() - killed
-        assert [pid for pid in tree if alive(pid)] == [], f"still running after {took:.1f} s"
-        assert took < 5, f"the build took {took:.1f} s to stop"
+        # No server is left to stop the build: only the parent-death signal can. (How fast it
+        # stops is measured by benchmarks/stop_time.py, not asserted here.)
+        wait_all_ended(tree)
     finally:
         server.close()
         for pid in tree:

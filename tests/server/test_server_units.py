@@ -10,11 +10,28 @@ import sys
 import time
 
 import pytest
+from server_helpers import EVENT_VALIDATOR
 
-from nbpipe.server import procs
+from nbpipe.engine.events import (
+    BuildCreated,
+    BuildEnded,
+    BuildFinished,
+    BuildOutcome,
+    BuildStarted,
+    TaskAborted,
+    TaskFailed,
+    TaskFailure,
+    TaskFinished,
+    TaskQueued,
+    TaskSkipped,
+    TaskStarted,
+)
+from nbpipe.engine.state import BuildState
+from nbpipe.server import procs, views
+from nbpipe.server.builds import BuildManager, BuildSettings
 from nbpipe.server.discovery import find_pipelines, relative_to_root, resolve_pipeline
 from nbpipe.server.errors import BadRequest, Forbidden, NotFound
-from nbpipe.server.store import Store
+from nbpipe.server.store import Store, StoreThread, build_row, task_row
 
 
 @pytest.fixture
@@ -24,78 +41,204 @@ def store(tmp_path):
     store.close()
 
 
-def events(*rows):
-    for i, (kind, task, details) in enumerate(rows):
-        yield {"v": 1, "event": kind, "task": task, "time": 100.0 + i, **details}
+def record_events(store: Store, build_id: str, events: list, owner: str = "me") -> BuildState:
+    """What the build manager does with each event: apply it, then record the build's row and
+    the tasks it changed (tasks first seen get the next positions)."""
+    state, positions = BuildState(), {}
+    for seq, event in enumerate(events, 1):
+        changed = state.apply(event)
+        for name in state.tasks:
+            if name not in positions:
+                positions[name] = len(positions)
+                changed.append(state.tasks[name])
+        rows = [task_row(positions[task.name], task) for task in changed]
+        if isinstance(event, BuildCreated):
+            store.create_build(
+                build_id, "p/pipeline.yaml", event.force, event.targets, event.time, owner,
+                build_row(state), seq=seq,
+            )  # fmt: skip
+        else:
+            store.record(build_id, seq, build_row(state), rows)
+    return state
 
 
-def test_events_become_build_and_task_records(store):
-    store.create_build("b1", "p/pipeline.yaml", False, [], 99.0, owner="me")
-    seqs = [
-        store.apply_event("b1", event)
-        for event in events(
-            ("build_started", None, {"tasks": ["a", "b", "c"], "to_run": ["a", "b"]}),
-            ("task_queued", "a", {"reasons": ["forced"]}),
-            ("task_queued", "b", {"reasons": ["upstream 'a' will run"]}),
-            ("task_skipped", "c", {"products": ["/root-a/p/c.txt"]}),
-            ("task_started", "a", {}),
-            ("task_failed", "a", {"elapsed": 0.5, "error": "boom", "details": {"ename": "E"}}),
-            ("task_aborted", "b", {"reason": "upstream task 'a' failed"}),
-            ("build_finished", None, {"outcome": "failed", "stop_reason": None, "failed": ["a"]}),
-        )
+FAILURE = TaskFailure(
+    task="a",
+    type="KeyError",
+    message="'units'",
+    traceback="Traceback ...",
+    source="/root-a/p/a.py",
+    cell=3,
+    line=2,
+    code="x = row['units']",
+    partial_notebook="/root-a/p/out/a.failed.ipynb",
+)
+
+
+def plan(*tasks: str, at: float = 100.0) -> list:
+    return [
+        BuildCreated(time=at, targets=["b"]),
+        BuildStarted(time=at + 1, dag="p", executor="Serial()", tasks=list(tasks), to_run=["a", "b"]),
+    ]  # fmt: skip
+
+
+def test_the_store_keeps_a_build_state_as_it_is(store):
+    """What is read back is the BuildState that was recorded: the store derives nothing."""
+    events = [
+        *plan("a", "b", "c"),
+        TaskQueued(task="a", time=102.0, reasons=["forced"]),
+        TaskQueued(task="b", time=102.0, reasons=["upstream 'a' will run"]),
+        TaskSkipped(task="c", time=102.0, products=["/root-a/p/c.txt"]),
+        TaskStarted(task="a", time=104.0),
+        TaskFailed(task="a", time=105.0, elapsed=0.5, failure=FAILURE),
+        TaskAborted(task="b", time=105.0, reason="upstream task 'a' failed"),
+        BuildFinished(time=106.0, outcome=BuildOutcome.FAILED, failed=["a"]),
+        BuildEnded(time=107.0, state="failed", exit_code=1),
     ]
-    assert seqs == list(range(1, 9))
-    store.finish_build("b1", "failed", 110.0, exit_code=1)
+    state = record_events(store, "b1", events)
     build = store.get_build("b1")
+    assert build["seq"] == len(events) and build["targets"] == ["b"]
+    assert BuildState.from_dict(build).to_dict() == state.to_dict()
     assert build["state"] == "failed" and build["outcome"] == "failed"
-    assert build["started"] == 100.0 and build["elapsed"] == 10.0
-    tasks = {task["name"]: task for task in build["tasks"]}
     assert [task["name"] for task in build["tasks"]] == ["a", "b", "c"]
-    assert tasks["a"]["state"] == "failed"
-    assert tasks["a"]["error"] == {"ename": "E", "message": "boom"}
-    assert tasks["a"]["started"] == 104.0 and tasks["a"]["ended"] == 105.0
-    assert tasks["b"]["state"] == "aborted" and tasks["b"]["detail"].startswith("upstream")
-    assert tasks["c"]["state"] == "skipped" and tasks["c"]["products"] == ["/root-a/p/c.txt"]
+    assert build["tasks"][0]["failure"] == FAILURE.to_dict()
+    builds, total = store.list_builds()
+    assert total == 1 and builds[0]["counts"] == {"failed": 1, "aborted": 1, "skipped": 1}
+    assert "tasks" not in builds[0]
+    assert store.last_task_results("p/pipeline.yaml")["a"] == {
+        "state": "failed", "ended": 105.0, "build_id": "b1"
+    }  # fmt: skip
 
 
-def test_finishing_cancels_what_never_finished(store):
-    store.create_build("b1", "p/pipeline.yaml", False, [], 1.0, owner="me")
-    for event in events(
-        ("build_started", None, {"tasks": ["a", "b"]}),
-        ("task_queued", "a", {}),
-        ("task_queued", "b", {}),
-        ("task_started", "a", {}),
-    ):
-        store.apply_event("b1", event)
-    cancelled = store.finish_build(
-        "b1", "cancelled", 50.0, unfinished_reason="the build was cancelled"
+def test_a_build_snapshot_is_the_state_with_paths_relative_to_the_root(store):
+    state = record_events(
+        store,
+        "b1",
+        [
+            *plan("a", "c"),
+            TaskSkipped(task="c", time=102.0, products=["/root-a/p/c.txt", "/elsewhere/c.csv"]),
+            TaskStarted(task="a", time=103.0),
+            TaskFailed(task="a", time=104.0, elapsed=1.0, failure=FAILURE),
+        ],
     )
-    assert cancelled == ["a", "b"]
-    tasks = store.get_build("b1")["tasks"]
-    assert [(t["state"], t["detail"]) for t in tasks] == [
-        ("cancelled", "the build was cancelled"),
-        ("cancelled", "the build was cancelled"),
-    ]
-    assert tasks[0]["ended"] == 50.0 and tasks[1]["ended"] is None  # b never started
+    snapshot = views.build("/root-a", store.get_build("b1"))
+    assert list(snapshot)[:7] == ["id", "pipeline", "force", "targets", "created", "seq", "counts"]
+    assert set(snapshot) - {"id", "pipeline", "force", "targets", "created", "seq", "counts"} == (
+        set(state.to_dict())
+    )
+    assert snapshot["counts"] == state.counts() == {"skipped": 1, "failed": 1}
+    a, c = snapshot["tasks"]
+    assert c["products"] == ["p/c.txt", "/elsewhere/c.csv"]  # relative when in the root
+    assert a["failure"]["source"] == "p/a.py"
+    assert a["failure"]["partial_notebook"] == "p/out/a.failed.ipynb"
+    assert a["detail"] == FAILURE.summary()
+    # The same rule for events.
+    event = views.event("/root-a", TaskFailed(task="a", elapsed=1.0, failure=FAILURE).to_dict())
+    assert event["failure"]["source"] == "p/a.py" and event["failure"]["cell"] == 3
 
 
-def test_orphans_of_a_dead_server_are_interrupted(store):
-    store.create_build("dead", "p/pipeline.yaml", False, [], 1.0, owner="gone@1")
-    store.create_build("live", "q/pipeline.yaml", False, [], 2.0, owner="alive@1")
-    store.create_build("old", "r/pipeline.yaml", False, [], 3.0, owner="gone@1")
-    store.finish_build("old", "success", 4.0)
-    orphans = store.interrupt_orphans(lambda owner: owner == "alive@1", 10.0)
-    assert [orphan["id"] for orphan in orphans] == ["dead"]
-    assert store.get_build("dead")["state"] == "interrupted"
-    assert store.get_build("live")["state"] == "starting"
-    assert store.get_build("old")["state"] == "success"
+def test_recovery_settles_an_orphan_as_interrupted(tmp_path):
+    """A build whose server died (its owner is no live process) gets build_ended(interrupted):
+    its unsettled tasks become cancelled by the reducer's rule, once; other builds are left."""
+    thread = StoreThread(Store(tmp_path / "builds.sqlite", "/root-a"))
+    store = thread.store
+    dead, alive = "999999999@1.00", procs.identity(os.getpid())
+    record_events(
+        store,
+        "orphan",
+        [
+            *plan("a", "b", "c"),
+            TaskQueued(task="a", time=102.0, reasons=[]),
+            TaskQueued(task="b", time=102.0, reasons=[]),
+            TaskQueued(task="c", time=102.0, reasons=[]),
+            TaskStarted(task="a", time=103.0),
+            TaskFinished(task="a", time=104.0, elapsed=1.0, products=["/root-a/p/a.txt"]),
+            TaskStarted(task="b", time=104.0),
+        ],
+        owner=dead,
+    )
+    record_events(store, "live", plan("a"), owner=alive)
+    record_events(store, "done", [*plan("a"), BuildEnded(state="error")], owner=dead)
+    emitted: list[dict] = []
+    manager = BuildManager("/root-a", thread, emitted.append, BuildSettings())
+    try:
+        orphans = manager.recover()
+        assert [orphan["id"] for orphan in orphans] == ["orphan"]
+        build = store.get_build("orphan")
+        assert build["state"] == "interrupted" and build["seq"] == 9
+        assert build["message"] == "the server stopped while this build was running"
+        tasks = {task["name"]: task for task in build["tasks"]}
+        assert tasks["a"]["status"] == "executed"
+        assert tasks["b"]["status"] == tasks["c"]["status"] == "cancelled"
+        assert tasks["b"]["detail"] == tasks["c"]["detail"] == "the server stopped"
+        assert tasks["b"]["ended"] == build["ended"] and tasks["c"]["ended"] is None
+        # One event, build_ended, on the bus: no task event is invented.
+        [envelope] = emitted
+        assert envelope["seq"] == 9 and envelope["state"] == "interrupted"
+        assert envelope["event"]["event"] == "build_ended"
+        assert list(EVENT_VALIDATOR.iter_errors(envelope["event"])) == []
+        assert store.get_build("live")["state"] == "running"
+        assert store.get_build("done")["state"] == "error"
+        # Settled once: a second start finds nothing to do.
+        assert manager.recover() == [] and len(emitted) == 1
+    finally:
+        thread.close()
+
+
+SCHEMA_1 = """
+CREATE TABLE builds (id TEXT PRIMARY KEY, root TEXT NOT NULL, pipeline TEXT NOT NULL,
+    state TEXT NOT NULL, force INTEGER NOT NULL, targets TEXT NOT NULL, created REAL NOT NULL,
+    started REAL, ended REAL, outcome TEXT, exit_code INTEGER, message TEXT,
+    seq INTEGER NOT NULL DEFAULT 0, owner TEXT, pid INTEGER, pid_id TEXT, log TEXT);
+CREATE TABLE tasks (build_id TEXT NOT NULL REFERENCES builds (id) ON DELETE CASCADE,
+    name TEXT NOT NULL, position INTEGER NOT NULL, state TEXT NOT NULL, reasons TEXT,
+    started REAL, ended REAL, elapsed REAL, products TEXT, detail TEXT, error TEXT,
+    PRIMARY KEY (build_id, name));
+INSERT INTO builds VALUES ('old', '/root-a', 'p/pipeline.yaml', 'failed', 0, '[]', 1.0, 2.0,
+    3.0, 'failed', 1, NULL, 9, 'gone@1', NULL, NULL, 'log');
+INSERT INTO tasks VALUES ('old', 'a', 0, 'failed', '["forced"]', 2.0, 3.0, 1.0, '[]', NULL,
+    '{"type": "NotebookExecutionError", "ename": "KeyError", "evalue": "''units''",
+      "cell_index": 3, "line": 2, "code": "x", "traceback": "tb", "source": "/root-a/p/a.py",
+      "partial_path": "/root-a/p/a.failed.ipynb", "message": "full text"}');
+PRAGMA user_version=1;
+"""
+
+
+def test_a_history_of_schema_1_is_migrated(tmp_path):
+    path = tmp_path / "builds.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA_1)
+    db.close()
+    store = Store(path, "/root-a")
+    try:
+        build = store.get_build("old")
+        assert build["state"] == "failed" and build["seq"] == 9 and build["to_run"] == []
+        [task] = build["tasks"]
+        assert task["status"] == "failed" and task["reasons"] == ["forced"]
+        assert task["failure"] == {
+            "task": "a",
+            "type": "KeyError",
+            "message": "'units'",
+            "traceback": "tb",
+            "source": "/root-a/p/a.py",
+            "cell": 3,
+            "line": 2,
+            "code": "x",
+            "partial_notebook": "/root-a/p/a.failed.ipynb",
+        }
+        assert BuildState.from_dict(build).tasks["a"].failure.summary() == (
+            "KeyError: 'units' (cell 4, line 2)"
+        )
+    finally:
+        store.close()
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_history_is_per_root_newest_first(tmp_path, store):
     for i in range(5):
-        store.create_build(f"b{i}", "p/pipeline.yaml", False, [], float(i), owner="me")
+        record_events(store, f"b{i}", [BuildCreated(time=float(i))])
     other = Store(tmp_path / "state" / "builds.sqlite", "/root-b")
-    other.create_build("elsewhere", "p/pipeline.yaml", False, [], 10.0, owner="me")
+    record_events(other, "elsewhere", [BuildCreated(time=10.0)])
     builds, total = store.list_builds(limit=2, offset=1)
     assert total == 5 and [b["id"] for b in builds] == ["b3", "b2"]
     assert store.get_build("elsewhere") is None
@@ -119,6 +262,23 @@ def test_process_identity_tells_reused_pids_apart():
     pid = int(me.split("@")[0])
     assert not procs.is_alive(f"{pid}@0")
     assert not procs.is_alive(None)
+    assert not procs.is_alive("999999999@1.00")  # no such process
+
+
+def test_process_trees_and_identities():
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert child.pid in procs.descendants(os.getpid())
+        tree = procs.tree_identities(os.getpid())
+        recorded = procs.identity(child.pid)
+        assert recorded in tree and procs.is_alive(recorded)
+        assert procs.signal_processes([recorded], signal.SIGTERM) == 1
+        child.wait(timeout=30)
+        assert not procs.is_alive(recorded) and procs.identity(child.pid) is None
+        assert procs.signal_processes([recorded], signal.SIGTERM) == 0
+    finally:
+        child.kill()
+        child.wait()
 
 
 PARENT_DIES = """

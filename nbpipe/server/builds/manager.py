@@ -1,59 +1,53 @@
-"""Running builds: one ``nbpipe build --json`` child process per build, watched from the event loop.
+"""The build manager: one ``BuildState`` per running build, every event through it, then stored
+and emitted.
 
-A build never runs in the server process. The manager starts the CLI in a new session (so the
-CLI and its worker processes form one process group), reads its JSON event lines as they come,
-records each in the store and then publishes it on the Jupyter server's event bus. A build that
-crashes, hangs or eats memory takes down its own process only. The reverse holds on Linux: the CLI
-is spawned with a parent-death signal (``procs.parent_death_signal``), so a server that dies
-without stopping its builds (SIGKILL) still has them get SIGTERM and stop cleanly.
+The manager coordinates the other parts of this package: ``admission`` (which builds may run),
+``supervisor`` (the child process), ``protocol`` (its JSON lines). It owns each running build's
+``nbpipe.engine.state.BuildState`` and is the only code that changes it, always the same way::
 
-Life of a build::
+    changed = build.state.apply(event)       the one reducer (nbpipe.engine.state)
+    store.record(seq, build row, changed)    the build's fields and the tasks the event changed
+    emit({build_id, pipeline, seq, state, event: event.to_dict()})
 
-    start()   reserve the pipeline (409 if it is building) -> record "starting" -> spawn the CLI
-              (``--partially=T`` per target task), from the event loop's thread
-    _watch()  for each stdout line: record the event, then emit it (so a client that receives an
-              event and reloads the REST snapshot sees at least that event)
-              process exit -> final state from the engine's outcome, the exit code, or the
-              stop that was asked for -> record -> emit task_cancelled for any task the
-              process left unsettled (it died) -> emit build_ended
-    cancel()  -> "cancelling"; SIGTERM to the process group: the CLI turns it into
-              KeyboardInterrupt, stops its workers, shuts kernels down and discards staged
-              products; after ``grace_period`` whatever is left of the tree (kernels included,
-              found through /proc) gets SIGKILL
-    stop_all() the server is stopping: the same stop, and the builds end "interrupted"
+for the engine's events (read from the child) and the supervisor's own alike: ``build_created``,
+``build_cancelling`` and ``build_ended``. Recording comes before emitting, so a client that gets
+an event and then reads the REST snapshot sees at least that event; a per-build lock keeps the
+seq order of records and emits the order in which events were applied. Nothing here decides what
+becomes of a task: a build process that died leaving tasks queued or running is settled by
+applying ``build_ended``, whose rule (in the reducer) makes them cancelled, once, with no event
+invented for them.
 
-Only the event loop touches the manager's state (``active``, ``building``), so checking and
-reserving a pipeline is atomic without locks.
+Recovery at start-up does the same for builds a dead server left "running": each is loaded from
+the store into its ``BuildState``, ``build_ended(state="interrupted")`` is applied and what
+changed is written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
-import signal
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nbpipe.engine.events import EVENT_SCHEMA_VERSION, STATUS_AFTER, EventKind
-from nbpipe.server import procs
-from nbpipe.server.errors import ApiError, Conflict, NotFound, TooManyBuilds
-from nbpipe.server.store import StoreThread
-from nbpipe.server.views import event_details
+from nbpipe.engine.events import BuildCancelling, BuildCreated, BuildEnded, Event
+from nbpipe.engine.state import BuildState, TaskState
+from nbpipe.server import procs, views
+from nbpipe.server.builds.admission import Admission
+from nbpipe.server.builds.protocol import Protocol, read_lines
+from nbpipe.server.builds.supervisor import BuildProcess, stop_leftover
+from nbpipe.server.errors import ApiError, Conflict, NotFound
+from nbpipe.server.store import StoreThread, build_row, task_row
 
 logger = logging.getLogger("nbpipe.server")
 
-ENGINE_EVENTS = frozenset(kind.value for kind in EventKind)
-#: How long a JSON line may be (a failed task's traceback can be long).
-LINE_LIMIT = 32 * 1024 * 1024
+#: The message of builds that were running when their server stopped or died.
+SERVER_STOPPED = "the server stopped while this build was running"
 
 
 @dataclass
@@ -71,16 +65,18 @@ class RunningBuild:
     id: str
     pipeline: str  # relative to the root
     spec_path: Path
-    process: asyncio.subprocess.Process | None = None
-    stop_reason: str | None = None  # "cancelled" | "interrupted" | "error": a stop was asked
-    incompatible: str | None = None  # why the build's event stream cannot be read
-    outcome: str | None = None  # the engine's build_finished outcome
-    summary: dict[str, Any] | None = None
-    log: bytearray = field(default_factory=bytearray)
-    tree: list[str] = field(default_factory=list)  # process identities seen at stop time
+    force: bool = False
+    targets: list[str] = field(default_factory=list)
+    state: BuildState = field(default_factory=BuildState)
+    seq: int = 0  # events applied (and recorded) so far
+    positions: dict[str, int] = field(default_factory=dict)  # task -> row position, once stored
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    child: BuildProcess | None = None
+    protocol: Protocol = field(default_factory=Protocol)
+    stop_asked: str | None = None  # "cancelled" | "interrupted" | "error": a stop was asked
+    ended: bool = False  # build_ended is applied, or being applied
     watcher: asyncio.Task | None = None
     stopper: asyncio.Task | None = None
-    state: str = "starting"
 
 
 Emit = Callable[[dict[str, Any]], None]
@@ -92,10 +88,25 @@ class BuildManager:
         self.store = store
         self.emit = emit
         self.settings = settings
-        self.active: dict[str, RunningBuild] = {}  # build id -> build
-        self.building: dict[str, str] = {}  # pipeline -> build id
+        self.admission = Admission(settings.max_concurrent)
         self.owner = procs.identity(os.getpid()) or str(os.getpid())
-        self._closing = False
+
+    @property
+    def active(self) -> dict[str, Any]:
+        """Running builds by id."""
+        return self.admission.active
+
+    @property
+    def building(self) -> dict[str, str]:
+        """The build running now of each pipeline that builds."""
+        return self.admission.building
+
+    def live_log(self, build_id: str) -> str | None:
+        """The log so far of a running build (None when it does not run here)."""
+        build = self.admission.active.get(build_id)
+        if not isinstance(build, RunningBuild):
+            return None
+        return build.child.log_text() if build.child is not None else ""
 
     # -- starting ------------------------------------------------------------------------------
     async def start(
@@ -107,58 +118,31 @@ class BuildManager:
     ) -> dict[str, Any]:
         """Starts a build of ``pipeline`` (relative to the root, already confined to it): every
         outdated task, or only ``targets`` and the tasks they need."""
-        if self._closing:
-            raise Conflict("the server is shutting down")
-        if pipeline in self.building:
-            running = self.building[pipeline]
-            raise Conflict(f"{pipeline} is already building", build_id=running)
-        if len(self.active) >= self.settings.max_concurrent:
-            raise TooManyBuilds(
-                f"{len(self.active)} builds are running, the most this server allows "
-                "(NbpipeApp.max_concurrent_builds); try again when one has finished"
-            )
-        build = RunningBuild(uuid.uuid4().hex, pipeline, spec_path)
-        self.active[build.id] = build  # reserved before the first await: no race
-        self.building[pipeline] = build.id
         targets = list(dict.fromkeys(targets))
+        build = RunningBuild(uuid.uuid4().hex, pipeline, spec_path, force, targets)
+        self.admission.admit(build)  # before the first await: no race
         try:
-            await self.store.call(
-                self.store.store.create_build,
-                build.id,
-                pipeline,
-                force,
-                targets,
-                time.time(),
-                self.owner,
-            )
+            await self._publish(build, BuildCreated(force=force, targets=targets), create=True)
         except BaseException:
-            self._release(build)
+            self.admission.release(build)
             raise
         try:
-            await self._publish(
-                build, "build_created", details={"force": force, "targets": targets}
-            )
             # Spawned from the event loop's thread, which lives as long as the server: the
             # parent-death signal (SIGTERM when the server dies) is tied to that thread.
-            build.process = await asyncio.create_subprocess_exec(
-                *self._command(spec_path, force, targets),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
+            build.child = await BuildProcess.spawn(
+                self._command(spec_path, force, targets),
                 cwd=str(spec_path.parent),
                 env=self.environment(),
-                start_new_session=True,  # its own process group: cancel stops all of it
-                preexec_fn=procs.parent_death_signal(),  # and the build stops if we die
-                limit=LINE_LIMIT,
+                log_limit=self.settings.log_tail_bytes,
             )
         except Exception as error:
             message = f"could not start the build process: {error}"
-            await self._finish(build, "error", message, None)
+            await self._end(build, "error", message, None)
             raise ApiError(message) from error
         build.watcher = asyncio.create_task(self._watch(build), name=f"nbpipe-build-{build.id}")
-        if build.stop_reason is not None:  # cancelled (or the server stopped) while starting
+        if build.stop_asked is not None:  # cancelled (or the server stopped) while starting
             build.stopper = asyncio.create_task(self._stop(build))
-        return {"id": build.id, "pipeline": pipeline, "state": build.state}
+        return {"id": build.id, "pipeline": pipeline, "state": build.state.state}
 
     def _command(self, spec_path: Path, force: bool, targets: Sequence[str]) -> list[str]:
         command = [self.settings.python, "-m", "nbpipe", "build", "-e", str(spec_path), "--json"]
@@ -180,285 +164,168 @@ class BuildManager:
 
     # -- watching ------------------------------------------------------------------------------
     async def _watch(self, build: RunningBuild) -> None:
-        process = build.process
-        assert process is not None and process.stdout is not None
-        stderr = asyncio.create_task(self._drain_stderr(build))
+        child = build.child
+        assert child is not None and child.process.stdout is not None
+        stderr = asyncio.create_task(child.drain_stderr(build.id))
         try:
-            pid = process.pid
+            pid = child.pid
             await self.store.call(
                 self.store.store.update_build, build.id, pid=pid, pid_id=procs.identity(pid)
             )
-            while True:
-                try:
-                    line = await process.stdout.readline()
-                except ValueError:  # longer than LINE_LIMIT: dropped, the build goes on
-                    logger.warning("nbpipe build %s: skipped an over-long output line", build.id)
-                    continue
-                if not line:
-                    break
-                await self._handle_line(build, line)
-            code = await process.wait()
-            if build.tree:  # a stop was asked: nothing of the tree may outlive the build
-                procs.signal_processes(build.tree, procs.KILL)
+            async for line in read_lines(child.process.stdout, build.id):
+                item = build.protocol.read(line)
+                if isinstance(item, Event):
+                    await self._publish(build, item)
+                elif isinstance(item, bytes):
+                    child.log += b"[stdout] " + item
+                if build.protocol.incompatible and build.stop_asked is None:
+                    # Another nbpipe (NbpipeApp.python) whose events this server cannot read.
+                    build.stop_asked = "error"
+                    build.stopper = asyncio.create_task(self._stop(build))
+            code = await child.process.wait()
+            child.exited(code)
             # A process that outlived the build (an orphaned kernel) may hold stderr open.
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(stderr, timeout=2)
-            state, message = self._final_state(build, code)
-            await self._finish(build, state, message, code)
+            state, message = build.protocol.ending(
+                code, build.stop_asked, build.state.outcome, child.log_tail(5)
+            )
+            await self._end(build, state, message, code)
         except asyncio.CancelledError:
             raise
         except Exception:
             logger.exception("nbpipe build %s: watching the build process failed", build.id)
-            self._kill_now(build)
-            await self._finish(build, "error", "the server lost track of this build", None)
+            child.kill_now()
+            await self._end(build, "error", "the server lost track of this build", None)
         finally:
             stderr.cancel()
 
-    async def _drain_stderr(self, build: RunningBuild) -> None:
-        assert build.process is not None and build.process.stderr is not None
-        limit = self.settings.log_tail_bytes
-        while chunk := await build.process.stderr.read(65536):
-            build.log += chunk
-            if len(build.log) > 2 * limit:
-                del build.log[: len(build.log) - limit]
-            if logger.isEnabledFor(logging.DEBUG):
-                logger.debug("build %s: %s", build.id, chunk.decode("utf-8", "replace").rstrip())
-
-    async def _handle_line(self, build: RunningBuild, line: bytes) -> None:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            build.log += b"[stdout] " + line
-            return
-        if not isinstance(event, dict):
-            return
-        kind = event.get("event")
-        if kind == "header" and event.get("v") != EVENT_SCHEMA_VERSION:
-            # Another nbpipe (NbpipeApp.python) whose events this server cannot read.
-            build.incompatible = (
-                f"the build process writes events of schema version {event.get('v')!r}; this "
-                f"server reads version {EVENT_SCHEMA_VERSION} (NbpipeApp.python runs another "
-                "nbpipe release)"
-            )
-            if build.stop_reason is None:
-                build.stop_reason = "error"
-                build.stopper = asyncio.create_task(self._stop(build))
-            return
-        if kind == "summary":
-            build.summary = event
-            return
-        if kind not in ENGINE_EVENTS:
-            return  # the header, warnings, and kinds a newer CLI may add
-        if kind == EventKind.BUILD_STARTED.value:
-            build.state = "running" if build.stop_reason is None else build.state
-        elif kind == EventKind.BUILD_FINISHED.value:
-            build.outcome = event.get("outcome")
-        seq = await self.store.call(self.store.store.apply_event, build.id, event)
-        task_state = STATUS_AFTER[EventKind(kind)].value if event.get("task") is not None else None
-        self._emit(
-            build,
-            seq,
-            kind,
-            task=event.get("task"),
-            when=event.get("time"),
-            task_state=task_state,
-            details=event_details(self.root, event),
-        )
-
-    def _final_state(self, build: RunningBuild, code: int) -> tuple[str, str | None]:
-        summary = build.summary or {}
-        if build.incompatible:
-            return "error", build.incompatible
-        if build.stop_reason == "cancelled":
-            return "cancelled", "cancelled on request"
-        if build.stop_reason == "interrupted":
-            return "interrupted", "the server stopped while this build was running"
-        outcome = build.outcome or summary.get("outcome")
-        if outcome in ("success", "failed", "stopped_early") and code in (0, 1):
-            return outcome, summary.get("stop_reason")
-        if summary.get("error"):
-            return "error", _error_message(summary["error"])
-        if outcome == "interrupted" or code in (-signal.SIGTERM, 128 + signal.SIGTERM):
-            return "interrupted", "the build process was stopped by a signal"
-        if code < 0:
-            return (
-                "error",
-                f"the build process was killed by {_signal_name(-code)} (out of memory?)",
-            )
-        return "error", f"the build process exited with code {code}: {self._log_tail(build, 5)}"
-
-    async def _finish(
+    async def _end(
         self, build: RunningBuild, state: str, message: str | None, code: int | None
     ) -> None:
-        build.state = state
-        log = bytes(build.log[-self.settings.log_tail_bytes :]).decode("utf-8", "replace")
-        reason = {
-            "cancelled": "the build was cancelled",
-            "interrupted": "the server stopped",
-        }.get(state, "the build stopped")
+        """Applies ``build_ended`` (once) and frees the pipeline."""
+        if build.ended:
+            return
+        build.ended = True
         try:
-            unfinished = await self.store.call(
-                self.store.store.finish_build,
-                build.id,
-                state,
-                time.time(),
-                message=message,
-                exit_code=code,
-                log=log,
-                unfinished_reason=reason,
-            )
-            for task in unfinished:  # the engine could not say it: the event stream still must
-                await self._publish(
-                    build,
-                    "task_cancelled",
-                    task=task,
-                    task_state="cancelled",
-                    details={"reason": reason},
-                )
-            await self._publish(
-                build, "build_ended", details={"message": message, "exit_code": code}
-            )
+            log = build.child.log_text() if build.child is not None else ""
+            ended = BuildEnded(state=state, message=message, exit_code=code)
+            await self._publish(build, ended, log=log, pid=None)
         finally:
-            self._release(build)
-
-    def _release(self, build: RunningBuild) -> None:
-        self.active.pop(build.id, None)
-        if self.building.get(build.pipeline) == build.id:
-            del self.building[build.pipeline]
+            self.admission.release(build)
 
     # -- stopping ------------------------------------------------------------------------------
     async def cancel(self, build_id: str) -> dict[str, Any]:
-        build = self.active.get(build_id)
-        if build is None:
+        build = self.admission.active.get(build_id)
+        if build is None or build.ended:
             record = await self.store.call(self.store.store.get_build, build_id)
             if record is None:
                 raise NotFound(f"no build {build_id!r}")
             raise Conflict(f"build {build_id} has already ended ({record['state']})")
-        if build.stop_reason is None:
-            build.stop_reason = "cancelled"
-            build.state = "cancelling"
-            await self._publish(build, "build_cancelling", state="cancelling")
+        if build.stop_asked is None:
+            build.stop_asked = "cancelled"
+            await self._publish(build, BuildCancelling())
             build.stopper = asyncio.create_task(self._stop(build))
-        return {"id": build.id, "pipeline": build.pipeline, "state": build.state}
+        return {"id": build.id, "pipeline": build.pipeline, "state": build.state.state}
 
     async def _stop(self, build: RunningBuild) -> None:
-        """SIGTERM to the group, then SIGKILL to whatever of the tree is left after the grace
-        period. The tree is recorded before the first signal: kernels live in sessions of their
-        own and would be out of reach once their parent is gone."""
-        process = build.process
-        if process is None or process.returncode is not None:
-            return
-        build.tree = await asyncio.to_thread(procs.tree_identities, process.pid)
-        procs.signal_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(process.wait()), self.settings.grace_period)
-        if process.returncode is None:
-            logger.warning(
-                "nbpipe build %s did not stop within %.1f s of SIGTERM; killing it",
-                build.id,
-                self.settings.grace_period,
-            )
-            build.tree += await asyncio.to_thread(procs.tree_identities, process.pid)
-            procs.signal_group(process.pid, procs.KILL)
-        procs.signal_processes(build.tree, procs.KILL)
-
-    def _kill_now(self, build: RunningBuild) -> None:
-        process = build.process
-        if process is not None and process.returncode is None:
-            build.tree += procs.tree_identities(process.pid)
-            procs.signal_group(process.pid, procs.KILL)
-            procs.signal_processes(build.tree, procs.KILL)
+        if build.child is not None:
+            await build.child.stop(self.settings.grace_period, build.id)
 
     async def stop_all(self, timeout: float | None = None) -> None:
         """The server is stopping: stop every build and wait (bounded) for them to end."""
-        self._closing = True
-        builds = list(self.active.values())
+        self.admission.closing = True
+        builds: list[RunningBuild] = list(self.admission.active.values())
         for build in builds:
-            if build.stop_reason is None:
-                build.stop_reason = "interrupted"
+            if build.stop_asked is None:
+                build.stop_asked = "interrupted"
                 build.stopper = asyncio.create_task(self._stop(build))
         watchers = [build.watcher for build in builds if build.watcher is not None]
         if watchers:
             limit = timeout if timeout is not None else self.settings.grace_period + 5
             _, pending = await asyncio.wait(watchers, timeout=limit)
             for build in builds:
-                if build.watcher in pending:
-                    self._kill_now(build)
+                if build.watcher in pending and build.child is not None:
+                    build.child.kill_now()
 
     # -- events --------------------------------------------------------------------------------
     async def _publish(
-        self,
-        build: RunningBuild,
-        kind: str,
-        state: str | None = None,
-        details: dict[str, Any] | None = None,
-        task: str | None = None,
-        task_state: str | None = None,
+        self, build: RunningBuild, event: Event, create: bool = False, **fields: Any
     ) -> None:
-        """A server event (not from the engine): counted (its seq) and emitted."""
-        fields = {"state": state} if state else {}
-        seq = await self.store.call(self.store.store.next_seq, build.id, **fields)
-        self._emit(build, seq, kind, task=task, task_state=task_state, details=details or {})
+        """Applies ``event`` to the build's state, records the result, then emits the event.
+        ``fields`` are other columns of the build's row written with it (its log)."""
+        async with build.lock:
+            changed = build.state.apply(event)
+            tasks = self._task_rows(build, changed)
+            build.seq += 1
+            row = build_row(build.state)
+            store = self.store.store
+            if create:
+                await self.store.call(
+                    store.create_build,
+                    build.id,
+                    build.pipeline,
+                    build.force,
+                    build.targets,
+                    event.time,
+                    self.owner,
+                    row,
+                    seq=build.seq,
+                )
+            else:
+                await self.store.call(store.record, build.id, build.seq, row, tasks, **fields)
+            self._emit(build.id, build.pipeline, build.seq, build.state.state, event)
 
-    def _emit(
-        self,
-        build: RunningBuild,
-        seq: int,
-        kind: str,
-        task: str | None = None,
-        when: float | None = None,
-        task_state: str | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
+    @staticmethod
+    def _task_rows(build: RunningBuild, changed: list[TaskState]) -> list[tuple[Any, ...]]:
+        """Rows of the tasks ``apply`` returned, and of tasks the state gained without saying
+        so (``build_started`` lists the plan's tasks, pending), so that the stored tasks are
+        always the state's, in its order."""
+        tasks = build.state.tasks
+        if len(tasks) > len(build.positions):
+            names = {task.name for task in changed}
+            for position, (name, task) in enumerate(tasks.items()):
+                if name not in build.positions:
+                    build.positions[name] = position
+                    if name not in names:
+                        changed = [*changed, task]
+        return [task_row(build.positions[task.name], task) for task in changed]
+
+    def _emit(self, build_id: str, pipeline: str, seq: int, state: str, event: Event) -> None:
+        """The bus event: the contract's event, unchanged but for paths relative to the root,
+        in an envelope saying whose it is, its place in the build's sequence and the build's
+        state after it."""
         data = {
-            "build_id": build.id,
-            "pipeline": build.pipeline,
+            "build_id": build_id,
+            "pipeline": pipeline,
             "seq": seq,
-            "event": kind,
-            "time": when if isinstance(when, (int, float)) else time.time(),
-            "task": task,
-            "state": build.state,
-            "task_state": task_state,
-            "details": details or {},
+            "state": state,
+            "event": views.event(self.root, event.to_dict()),
         }
         try:
             self.emit(data)
         except Exception:  # a broken listener must not break the build's bookkeeping
-            logger.exception("nbpipe: emitting %s for build %s failed", kind, build.id)
-
-    @staticmethod
-    def _log_tail(build: RunningBuild, lines: int) -> str:
-        text = bytes(build.log[-8192:]).decode("utf-8", "replace").strip()
-        return "\n".join(text.splitlines()[-lines:]) or "(no output)"
+            logger.exception("nbpipe: emitting %s for build %s failed", event.kind, build_id)
 
     # -- start-up ------------------------------------------------------------------------------
     def recover(self) -> list[dict[str, Any]]:
-        """At start-up: builds whose server died are marked ``interrupted``, and a build process
-        such a server left behind is stopped. Synchronous and quick (one query)."""
-        orphans = self.store.store.interrupt_orphans(procs.is_alive, time.time())
-        leftovers = [orphan["pid_id"] for orphan in orphans if procs.is_alive(orphan["pid_id"])]
-        for recorded in leftovers:
-            pid = int(recorded.split("@", 1)[0])
-            tree = procs.tree_identities(pid)
-            procs.signal_group(pid, signal.SIGTERM)
-            timer = threading.Timer(
-                self.settings.grace_period, procs.signal_processes, (tree, procs.KILL)
-            )
-            timer.daemon = True
-            timer.start()
+        """At start-up: each build whose server died gets ``build_ended(interrupted)`` applied
+        to its state as the store has it (its unsettled tasks become cancelled by the reducer's
+        rule), and a build process such a server left behind is stopped. Synchronous and quick
+        (a few queries), before the event loop runs."""
+        store = self.store.store
+        orphans = store.orphans(procs.is_alive)
+        for orphan in orphans:
+            state = BuildState.from_dict(orphan)
+            ended = BuildEnded(state="interrupted", message=SERVER_STOPPED)
+            changed = state.apply(ended)
+            positions = {name: position for position, name in enumerate(state.tasks)}
+            tasks = [task_row(positions[task.name], task) for task in changed]
+            seq = orphan["seq"] + 1
+            store.record(orphan["id"], seq, build_row(state), tasks, pid=None)
+            if orphan["root"] == self.root:
+                self._emit(orphan["id"], orphan["pipeline"], seq, state.state, ended)
+        for orphan in orphans:
+            if orphan["pid_id"]:
+                stop_leftover(orphan["pid_id"], self.settings.grace_period)
         return orphans
-
-
-def _error_message(error: dict[str, Any]) -> str:
-    message = error.get("message") or error.get("type") or "the build could not start"
-    where = error.get("file")
-    if where and error.get("line"):
-        where = f"{where}:{error['line']}"
-    return f"{where}: {message}" if where else str(message)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
