@@ -204,7 +204,7 @@ class Server:
 
     def task_state(self, build_id: str, task: str) -> str | None:
         build = self.get_build(build_id)
-        return {row["name"]: row["state"] for row in build["tasks"]}.get(task)
+        return {row["name"]: row["status"] for row in build["tasks"]}.get(task)
 
     def close(self) -> None:
         """Kills the server and whatever it still runs (builds, kernels)."""

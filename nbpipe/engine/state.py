@@ -151,7 +151,7 @@ class BuildState:
         if isinstance(event, BuildCreated):
             self.state = "starting"
         elif isinstance(event, BuildStarted):
-            self._start(event)
+            return self._start(event)
         elif isinstance(event, BuildCancelling):
             self.state = "cancelling"
         elif isinstance(event, BuildFinished):
@@ -164,15 +164,16 @@ class BuildState:
             return self._end(event)
         return []
 
-    def _start(self, event: BuildStarted) -> None:
+    def _start(self, event: BuildStarted) -> list[TaskState]:
         if self.state in ("pending", "starting"):
             self.state = "running"
         self.dag = event.dag
         self.executor = event.executor
         self.to_run = list(event.to_run)
         self.started = event.time
-        for name in event.tasks:
-            self.tasks.setdefault(name, TaskState(name))
+        added = [TaskState(name) for name in event.tasks if name not in self.tasks]
+        self.tasks.update((task.name, task) for task in added)
+        return added
 
     def _apply_task(self, event: TaskEvent) -> TaskState:
         task = self.tasks.setdefault(event.task, TaskState(event.task))
