@@ -171,12 +171,15 @@ def _read_task(
 
 
 def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpec]:
-    """One task per combination of the entry's ``grid``: named by its [[placeholders]] (else
-    numbered), its products' placeholders filled in (else numbered), the combination's values
-    added to its params."""
+    """One task per combination of the entry's ``grid``, named and numbered as Ploomber does (see
+    ``grid.py``): the name's [[placeholders]] filled in (else the index appended), every product
+    numbered and its placeholders filled in, the combination's values added to its params."""
     entry, base_name = template.entry, template.name
+    if "name" not in entry:  # Ploomber requires a name; nbpipe numbers the source's: fit-0, ...
+        base_name += "-"
     combos = grids.combinations(entry["grid"], origin.file, line_of(entry, "grid"))
-    clash = sorted(set(template.params) & {name for combo in combos for name in combo})
+    known = {name for combo in combos for name in combo}
+    clash = sorted(set(template.params) & known)
     if clash:
         raise origin.error(
             GridError,
@@ -190,7 +193,7 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
     for i, combo in enumerate(combos):
         if grids.has_placeholder(base_name):
             name = grids.substitute(
-                base_name, combo, origin.file, line_of(entry, "name"), f"{where}.name"
+                base_name, combo, known, origin.file, line_of(entry, "name"), f"{where}.name"
             )
         else:
             name = grids.indexed_name(base_name, i)
@@ -204,7 +207,7 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
                 key=f"{where}.name",
             )
         names_seen[name] = i
-        product = _grid_product(template.product, combo, i, entry, where, origin)
+        product = _grid_product(template.product, combo, known, i, entry, where, origin)
         tasks.append(
             dataclasses.replace(
                 template,
@@ -310,9 +313,16 @@ def _check_task_values(
 
 
 def _grid_product(
-    product: Any, combo: dict, index: int, entry: Mapping, where: str, origin: Origin
+    product: Any,
+    combo: dict,
+    known: set[str],
+    index: int,
+    entry: Mapping,
+    where: str,
+    origin: Origin,
 ) -> Any:
-    """The product of one grid task, as written: placeholders filled in, else numbered."""
+    """The product of one grid task, as written: numbered (``-<index>`` before the extensions,
+    as Ploomber numbers every grid product), then its placeholders filled in."""
     if product is MISSING:
         return product
     line = value_line(entry, "product")
@@ -320,9 +330,9 @@ def _grid_product(
     def one(path: Any, key: str) -> Any:
         if not isinstance(path, str):
             return path  # read_product reports the type error
-        if grids.has_placeholder(path):
-            return grids.substitute(path, combo, origin.file, line, key)
-        return grids.indexed_path(path, index)
+        return grids.substitute(
+            grids.indexed_path(path, index), combo, known, origin.file, line, key
+        )
 
     if isinstance(product, dict):
         return {key: one(path, f"{where}.product.{key}") for key, path in product.items()}

@@ -97,8 +97,10 @@ def test_grid_builds_nine_notebooks_in_parallel(project):
     assert len(finished) == 9
     for a in (1, 2, 3):
         for b in "xyz":
-            assert f"a={a} b={b}" in outputs_of(project / "output" / f"nb-{a}-{b}.ipynb")
-            assert (project / "output" / f"nb-{a}-{b}.html").exists()
+            # every grid product gets the combination's index, as in Ploomber
+            index = (a - 1) * 3 + "xyz".index(b)
+            assert f"a={a} b={b}" in outputs_of(project / "output" / f"nb-{a}-{b}-{index}.ipynb")
+            assert (project / "output" / f"nb-{a}-{b}-{index}.html").exists()
 
 
 HOOKS = """

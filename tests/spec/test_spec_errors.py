@@ -256,10 +256,11 @@ def test_duplicate_task_names(tmp_path):
     ("grid", "line", "message"),
     [
         (
-            "grid: {a: 1}",
+            "grid: {a: 'grids::values'}",
             4,
-            "grid parameter 'a' must be a non-empty list of values, not int 1 (write [1]",
+            "grid parameter 'a' takes its values from a function (Ploomber's",
         ),
+        ("grid: {a: {dotted_path: grids.values}}", 4, "takes its values from a function"),
         ("grid: []", 4, "grid must be a mapping"),
         ("grid: {a: []}", 4, "non-empty list"),
         ("grid: [{a: [1]}, 3]", 4, "each grid entry must be a non-empty mapping"),

@@ -304,9 +304,9 @@ def test_grid_expands_names_products_and_params(tmp_path):
     fits = ["fit-1-x", "fit-1-y", "fit-2-x", "fit-2-y"]
     assert spec.task_names == [*fits, "f-0", "f-1", "f-2", "summary"]
     assert dag["fit-2-x"].params == {"c": 1, "a": 2, "b": "x"}
-    assert products(dag["fit-2-x"]) == {
-        "nb": str(tmp_path / "out" / "2" / "fit-x.ipynb"),
-        "data": str(tmp_path / "out" / "fit-2.csv"),  # no placeholder: indexed
+    assert products(dag["fit-2-x"]) == {  # every grid product numbered, as in Ploomber
+        "nb": str(tmp_path / "out" / "2" / "fit-x-2.ipynb"),
+        "data": str(tmp_path / "out" / "fit-2.csv"),
     }
     assert [dag[f"f-{i}"].params for i in range(3)] == [{"n": 1}, {"n": 2}, {"n": 3}]
     assert products(dag["f-1"]) == str(tmp_path / "out" / "f-1.txt")

@@ -1,0 +1,79 @@
+"""Ploomber projects run unchanged: the spec semantics of Ploomber 0.23.3, each checked by building
+a real pipeline (real kernels for the notebooks). The expected names and paths are what Ploomber
+itself gives for the same spec."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from spec_helpers import notebook, restored_imports, write
+
+from nbpipe.spec import DAGSpec
+
+
+@pytest.fixture(autouse=True)
+def _restored_imports(tmp_path):
+    with restored_imports(tmp_path):
+        yield
+
+
+def outputs_of(ipynb: Path) -> str:
+    """Every text output of an executed notebook, joined."""
+    cells = json.loads(ipynb.read_text())["cells"]
+    return "".join(
+        "".join(output.get("text", "")) for cell in cells for output in cell.get("outputs", [])
+    )
+
+
+# -- 1. grid ----------------------------------------------------------------------------------
+def test_grid_groups_with_different_placeholders_build_at_ploombers_paths(tmp_path):
+    notebook(
+        tmp_path / "fit.py",
+        extra="model = 'none'\nalpha = 'default'",
+        body="from pathlib import Path\nPath(product['data']).write_text(f'{model}:{alpha}')",
+    )
+    write(
+        tmp_path / "fns_grid_compat.py",
+        """
+        from pathlib import Path
+
+        def f(product, n):
+            Path(product).write_text(str(n))
+        """,
+    )
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        tasks:
+          - source: fit.py
+            name: fit-[[model]]-[[alpha]]
+            product:
+              nb: out/fit-[[model]]-[[alpha]].ipynb
+              data: out/data.txt
+            grid:
+              - model: [ridge]
+                alpha: [1, 2]
+              - model: tree            # a single value; this group has no alpha
+          - source: fns_grid_compat.f
+            name: plain
+            product: out/plain.csv
+            grid:
+              n: [5, 6]
+        """,
+    )
+
+    spec = DAGSpec(tmp_path / "pipeline.yaml")
+    spec.to_dag().build()
+
+    # what Ploomber 0.23.3 names these tasks and where it writes their products
+    assert spec.task_names == ["fit-ridge-1", "fit-ridge-2", "fit-tree-", "plain0", "plain1"]
+    out = tmp_path / "out"
+    assert (out / "data-0.txt").read_text() == "ridge:1"
+    assert (out / "data-1.txt").read_text() == "ridge:2"
+    assert (out / "data-2.txt").read_text() == "tree:default"
+    for name in ("fit-ridge-1-0", "fit-ridge-2-1", "fit-tree--2"):
+        assert (out / f"{name}.ipynb").exists(), name
+    assert (out / "plain-0.csv").read_text() == "5"
+    assert (out / "plain-1.csv").read_text() == "6"
