@@ -185,12 +185,15 @@ def _notebook_upstream(
 # -- wiring and hooks -----------------------------------------------------------------------------
 def _wire(dag: DAG, tasks: list[TaskSpec], declared: dict[str, Declared], origin: Origin) -> None:
     """Each task's declared upstream names (``*?[`` patterns match several) as graph edges,
-    after checking that they name other tasks and make no cycle."""
+    after checking that they name other tasks and make no cycle. The tasks a pattern matched are
+    passed nested under it (``upstream['fit-*']['fit-0']``), as Ploomber passes them."""
     names = [task.name for task in tasks]
     graph: dict[str, list[str]] = {}
+    groups: dict[str, dict[str, str | None]] = {}  # task -> upstream task -> matching pattern
     for task in tasks:
         wanted, file, line = declared[task.name]
         parents: list[str] = []
+        grouped = groups[task.name] = {}
         for name in wanted:
             if any(char in name for char in "*?["):
                 matches = [n for n in names if fnmatch.fnmatchcase(n, name) and n != task.name]
@@ -204,6 +207,7 @@ def _wire(dag: DAG, tasks: list[TaskSpec], declared: dict[str, Declared], origin
                         task=task.name,
                     )
                 parents += matches
+                grouped.update(dict.fromkeys(matches, name))
             elif name not in names or name == task.name:
                 problem = (
                     "itself"
@@ -221,6 +225,7 @@ def _wire(dag: DAG, tasks: list[TaskSpec], declared: dict[str, Declared], origin
                 )
             else:
                 parents.append(name)
+                grouped[name] = None  # named after a pattern matched it: passed by itself
         graph[task.name] = list(dict.fromkeys(parents))
     try:
         graphlib.TopologicalSorter(graph).prepare()
@@ -237,6 +242,8 @@ def _wire(dag: DAG, tasks: list[TaskSpec], declared: dict[str, Declared], origin
     for name, parents in graph.items():
         for parent in parents:
             dag[name].set_upstream(dag[parent])
+            if groups[name].get(parent) is not None:
+                dag[name].upstream_groups[parent] = groups[name][parent]
 
 
 def _set_hooks(target: Any, entry: Mapping, origin: Origin) -> None:

@@ -70,6 +70,9 @@ class Task:
         self.name: str = name if name is not None else self._default_name()
         self.dag = dag
         self.upstream: dict[str, Task] = {}
+        #: upstream task -> the pattern that matched it (``upstream = ['fit-*']``), under which
+        #: its product is passed (Ploomber's ``group_name``)
+        self.upstream_groups: dict[str, str] = {}
         self.on_render = None
         self.on_finish = None
         self.on_failure = None
@@ -155,7 +158,20 @@ class Task:
         return files_of(self.product)
 
     def upstream_products(self) -> Upstream:
-        return Upstream({name: task.product for name, task in self.upstream.items()})
+        return Upstream(self.grouped_upstream(lambda product: product))
+
+    def grouped_upstream(self, convert: Callable[[Product], Any]) -> dict[str, Any]:
+        """Each upstream task's product (passed through ``convert``) by task name; those that a
+        pattern matched (``upstream = ['fit-*']``) nested under the pattern, as Ploomber passes
+        them: ``{'fit-*': {'fit-0': ..., 'fit-1': ...}, 'clean': ...}``."""
+        grouped: dict[str, Any] = {}
+        for name, task in self.upstream.items():
+            group = self.upstream_groups.get(name)
+            if group is None:
+                grouped[name] = convert(task.product)
+            else:
+                grouped.setdefault(group, Upstream())[name] = convert(task.product)
+        return grouped
 
     def hook_arguments(self) -> dict[str, Any]:
         return {

@@ -159,9 +159,9 @@ class NotebookRunner(Task):
             **self.params,
         }
         if self.upstream:
-            parameters["upstream"] = {
-                name: map_files(task.product, File.absolute) for name, task in self.upstream.items()
-            }
+            parameters["upstream"] = self.grouped_upstream(
+                lambda product: map_files(product, File.absolute)
+            )
         staged_files = dict(zip(map(File.absolute, self.files), files_of(staged), strict=True))
         outputs = [
             (staged_files[file.absolute()].absolute(), file.suffix)

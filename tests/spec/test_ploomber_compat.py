@@ -77,3 +77,57 @@ def test_grid_groups_with_different_placeholders_build_at_ploombers_paths(tmp_pa
         assert (out / f"{name}.ipynb").exists(), name
     assert (out / "plain-0.csv").read_text() == "5"
     assert (out / "plain-1.csv").read_text() == "6"
+
+
+# -- 2. wildcard upstream ---------------------------------------------------------------------
+def test_wildcard_upstream_is_nested_under_its_pattern_in_notebooks_and_functions(tmp_path):
+    write(
+        tmp_path / "fns_wild.py",
+        """
+        from pathlib import Path
+
+        def fit(product, n):
+            Path(product).write_text(str(n))
+
+        def load(product):
+            Path(product).write_text("loaded")
+
+        def collect(product, upstream):
+            fits = upstream['fit-*']
+            text = ",".join(f"{name}={Path(fits[name]).read_text()}" for name in sorted(fits))
+            Path(product).write_text(text + ";" + Path(upstream["load"]).read_text())
+        """,
+    )
+    notebook(
+        tmp_path / "summary.py",
+        upstream="['fit-*', 'load']",
+        body=(
+            "from pathlib import Path\n"
+            "print(sorted(upstream), sorted(upstream['fit-*']))\n"
+            "print(Path(upstream['fit-*']['fit-1']).read_text(), Path(upstream['load']).read_text())"
+        ),
+    )
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        tasks:
+          - source: fns_wild.fit
+            name: fit-
+            product: out/fit.txt
+            grid:
+              n: [10, 20]
+          - source: fns_wild.load
+            product: out/load.txt
+          - source: fns_wild.collect
+            product: out/collect.txt
+          - source: summary.py
+            product: out/summary.ipynb
+        """,
+    )
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    assert (tmp_path / "out" / "collect.txt").read_text() == "fit-0=10,fit-1=20;loaded"
+    printed = outputs_of(tmp_path / "out" / "summary.ipynb")
+    assert "['fit-*', 'load'] ['fit-0', 'fit-1']" in printed
+    assert "20 loaded" in printed
