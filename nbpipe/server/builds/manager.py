@@ -46,6 +46,12 @@ from nbpipe.server.store import StoreThread, build_row, task_row
 
 logger = logging.getLogger("nbpipe.server")
 
+#: The environment variable that marks every process of a build (its value: the build's id).
+BUILD_MARK = "NBPIPE_SERVER_BUILD"
+#: Seconds the output of a build process that exited may take to end (what it wrote is in the
+#: pipe already); after that, a process it left behind holds the pipe and it is closed.
+OUTPUT_GRACE = 2.0
+
 #: The message of builds that were running when their server stopped or died.
 SERVER_STOPPED = "the server stopped while this build was running"
 
@@ -134,6 +140,7 @@ class BuildManager:
                 cwd=str(spec_path.parent),
                 env=self.environment(),
                 log_limit=self.settings.log_tail_bytes,
+                mark=(BUILD_MARK, build.id),
             )
         except Exception as error:
             message = f"could not start the build process: {error}"
@@ -164,29 +171,32 @@ class BuildManager:
 
     # -- watching ------------------------------------------------------------------------------
     async def _watch(self, build: RunningBuild) -> None:
+        """Applies the build process's events as they come; settles the build when the process
+        has exited, not when its output ends (a process it left behind may hold that open)."""
         child = build.child
         assert child is not None and child.process.stdout is not None
         stderr = asyncio.create_task(child.drain_stderr(build.id))
+        output = asyncio.create_task(self._read_output(build, child))
         try:
             pid = child.pid
             await self.store.call(
                 self.store.store.update_build, build.id, pid=pid, pid_id=procs.identity(pid)
             )
-            async for line in read_lines(child.process.stdout, build.id):
-                item = build.protocol.read(line)
-                if isinstance(item, Event):
-                    await self._publish(build, item)
-                elif isinstance(item, bytes):
-                    child.log += b"[stdout] " + item
-                if build.protocol.incompatible and build.stop_asked is None:
-                    # Another nbpipe (NbpipeApp.python) whose events this server cannot read.
-                    build.stop_asked = "error"
-                    build.stopper = asyncio.create_task(self._stop(build))
-            code = await child.process.wait()
+            code = await child.wait_exit()
+            # Nothing of the build may outlive its process: its group (when it died of a
+            # signal, or was stopped) and whatever else carries the build's mark.
             child.exited(code)
-            # A process that outlived the build (an orphaned kernel) may hold stderr open.
+            swept = await asyncio.to_thread(child.sweep)
+            if swept:
+                logger.warning("nbpipe build %s: killed %d process(es) it left", build.id, swept)
+            # What the process wrote before it exited is in the pipe: read it to its end, unless
+            # a process that outlived it holds the pipe open.
+            done, _ = await asyncio.wait({output, stderr}, timeout=OUTPUT_GRACE)
+            if output not in done or stderr not in done:
+                child.close_output()
+            await output
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(stderr, timeout=2)
+                await asyncio.wait_for(stderr, timeout=OUTPUT_GRACE)
             state, message = build.protocol.ending(
                 code, build.stop_asked, build.state.outcome, child.log_tail(5)
             )
@@ -199,6 +209,22 @@ class BuildManager:
             await self._end(build, "error", "the server lost track of this build", None)
         finally:
             stderr.cancel()
+            output.cancel()
+            child.close_output()
+
+    async def _read_output(self, build: RunningBuild, child: BuildProcess) -> None:
+        """Each stdout line: an engine event is applied, recorded and emitted."""
+        assert child.process.stdout is not None
+        async for line in read_lines(child.process.stdout, build.id):
+            item = build.protocol.read(line)
+            if isinstance(item, Event):
+                await self._publish(build, item)
+            elif isinstance(item, bytes):
+                child.log += b"[stdout] " + item
+            if build.protocol.incompatible and build.stop_asked is None:
+                # Another nbpipe (NbpipeApp.python) whose events this server cannot read.
+                build.stop_asked = "error"
+                build.stopper = asyncio.create_task(self._stop(build))
 
     async def _end(
         self, build: RunningBuild, state: str, message: str | None, code: int | None
@@ -326,6 +352,5 @@ class BuildManager:
             if orphan["root"] == self.root:
                 self._emit(orphan["id"], orphan["pipeline"], seq, state.state, ended)
         for orphan in orphans:
-            if orphan["pid_id"]:
-                stop_leftover(orphan["pid_id"], self.settings.grace_period)
+            stop_leftover(orphan["pid_id"], self.settings.grace_period, (BUILD_MARK, orphan["id"]))
         return orphans

@@ -39,12 +39,27 @@ class BuildProcess:
     log_limit: int = 64 * 1024
     log: bytearray = field(default_factory=bytearray)
     tree: list[str] = field(default_factory=list)  # process identities seen when stopping
+    transport: asyncio.SubprocessTransport | None = None
+    exit: asyncio.Future | None = None  # done when the process has exited
+    mark: tuple[str, str] | None = None  # the environment variable its processes inherit
 
     @classmethod
     async def spawn(
-        cls, command: Sequence[str], cwd: str, env: dict[str, str], log_limit: int
+        cls,
+        command: Sequence[str],
+        cwd: str,
+        env: dict[str, str],
+        log_limit: int,
+        mark: tuple[str, str] | None = None,
     ) -> BuildProcess:
-        process = await asyncio.create_subprocess_exec(
+        """Starts the build process. ``mark`` (a variable and its value) is added to its
+        environment: every process of the build inherits it, so that what outlived the build
+        process can still be found (:meth:`sweep`)."""
+        loop = asyncio.get_running_loop()
+        if mark is not None:
+            env = {**env, mark[0]: mark[1]}
+        transport, protocol = await loop.subprocess_exec(
+            lambda: _ExitProtocol(LINE_LIMIT, loop),
             *command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -53,9 +68,23 @@ class BuildProcess:
             env=env,
             start_new_session=True,  # its own process group: one signal stops all of it
             preexec_fn=procs.parent_death_signal(),  # and the build stops if the server dies
-            limit=LINE_LIMIT,
         )
-        return cls(process, log_limit)
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        return cls(process, log_limit, transport=transport, exit=protocol.exit, mark=mark)
+
+    async def wait_exit(self) -> int:
+        """The exit code, as soon as the process has exited. (``Process.wait()`` also waits for
+        its pipes to close, which a process that outlived it may hold open forever.)"""
+        await asyncio.shield(self.exit)
+        code = self.process.returncode
+        assert code is not None
+        return code
+
+    def close_output(self) -> None:
+        """Stops reading the process's pipes (it has exited; a process it left behind holds
+        them): their readers get what was buffered, then the end."""
+        if self.transport is not None:
+            self.transport.close()
 
     @property
     def pid(self) -> int:
@@ -91,7 +120,7 @@ class BuildProcess:
         self.tree = await asyncio.to_thread(procs.tree_identities, process.pid)
         procs.signal_group(process.pid, signal.SIGTERM)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(process.wait()), grace_period)
+            await asyncio.wait_for(self.wait_exit(), grace_period)
         if process.returncode is None:
             logger.warning(
                 "nbpipe build %s did not stop within %.1f s of SIGTERM; killing it",
@@ -111,6 +140,14 @@ class BuildProcess:
         if code < 0:
             procs.signal_group(self.process.pid, procs.KILL)
 
+    def sweep(self) -> int:
+        """SIGKILL to every process still marked as this build's (kernels in sessions of their
+        own, anything the build started that outlived it); how many. Blocking (it reads every
+        process's environment): call it from a thread."""
+        if self.mark is None:
+            return 0
+        return procs.signal_processes(procs.marked(*self.mark), procs.KILL)
+
     def kill_now(self) -> None:
         """SIGKILL to all of it, at once (the server lost track of the build, or stops now)."""
         if self.process.returncode is None:
@@ -119,15 +156,32 @@ class BuildProcess:
             procs.signal_processes(self.tree, procs.KILL)
 
 
-def stop_leftover(recorded: str, grace_period: float) -> None:
-    """Stops a build process that a dead server left behind (``recorded`` is its identity):
-    SIGTERM to its group now, SIGKILL to its tree after ``grace_period`` (from a timer thread:
-    this runs at start-up, before the event loop)."""
-    if not procs.is_alive(recorded):
+class _ExitProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """asyncio's protocol for a child with stream pipes, which also says when the process
+    exited (not when its pipes closed)."""
+
+    def __init__(self, limit: int, loop: asyncio.AbstractEventLoop):
+        super().__init__(limit=limit, loop=loop)
+        self.exit: asyncio.Future = loop.create_future()
+
+    def process_exited(self) -> None:
+        super().process_exited()
+        if not self.exit.done():
+            self.exit.set_result(None)
+
+
+def stop_leftover(recorded: str | None, grace_period: float, mark: tuple[str, str]) -> None:
+    """Stops what a dead server left of a build: its build process (``recorded`` is its
+    identity, if known) and every process marked as the build's. SIGTERM to the build process's
+    group now, SIGKILL to all of it after ``grace_period`` (from a timer thread: this runs at
+    start-up, before the event loop)."""
+    tree = procs.marked(*mark)
+    if recorded and procs.is_alive(recorded):
+        pid = int(recorded.split("@", 1)[0])
+        tree += procs.tree_identities(pid)
+        procs.signal_group(pid, signal.SIGTERM)
+    if not tree:
         return
-    pid = int(recorded.split("@", 1)[0])
-    tree = procs.tree_identities(pid)
-    procs.signal_group(pid, signal.SIGTERM)
     timer = threading.Timer(grace_period, procs.signal_processes, (tree, procs.KILL))
     timer.daemon = True
     timer.start()
