@@ -10,13 +10,35 @@ EXECUTORS = {
     "serial": lambda: Serial(),
     "fork": lambda: Parallel(processes=2, start_method="fork"),
     "spawn": lambda: Parallel(processes=2, start_method="spawn"),
+    "dask": None,  # Dask on the session's LocalCluster (2 workers): see the executor fixture
 }
 
 
 @pytest.fixture(params=list(EXECUTORS))
 def executor(request):
-    """Every test that takes it runs under Serial and under Parallel with fork and spawn."""
+    """Every test that takes it runs under Serial, under Parallel with fork and spawn, and under
+    Dask on one LocalCluster shared by the whole session."""
+    if request.param == "dask":
+        from nbpipe.executors import Dask
+
+        return Dask(client=request.getfixturevalue("dask_client"))
     return EXECUTORS[request.param]()
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """One LocalCluster (2 single-threaded worker processes) for every Dask test of the session:
+    starting one per test would cost seconds each. Closed, with its workers, at the end."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ the engine are imported here, inside the handlers, never when the module is impo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -26,7 +27,15 @@ if TYPE_CHECKING:
 
 def cmd_build(args: argparse.Namespace, output: Output) -> int:
     dag = load_dag(args, output)
-    if args.processes:
+    if getattr(args, "executor", None) == "dask" or getattr(args, "address", None):
+        from nbpipe.executors import Dask
+
+        dag.executor = Dask(address=args.address, n_workers=args.processes)
+    elif getattr(args, "executor", None) == "serial":
+        from nbpipe.executors import Serial
+
+        dag.executor = Serial()
+    elif args.processes or getattr(args, "executor", None) == "parallel":
         from nbpipe.executors import Parallel
 
         previous = dag.executor
@@ -148,6 +157,22 @@ def _unknown_task(names: list[str], dag: DAG) -> str:
 
 
 # -- building -------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _opened(executor):
+    """An executor on a cluster (Dask) is opened before the build, so that its dashboard link is
+    printed and recorded in ``build_started``; other executors need nothing."""
+    if not hasattr(executor, "__enter__"):
+        yield
+        return
+    from nbpipe.cli.errors import say
+
+    with executor:
+        link = getattr(executor, "dashboard_link", None)
+        if link:
+            say(f"Dask dashboard: {link}")
+        yield
+
+
 def _build(dag: DAG, output: Output, run: Callable[[Iterable[Observer]], BuildReport]) -> int:
     """Run one of the DAG's build methods (``run`` calls it with the observers) and report it:
     exit code 0 when it built, 1 when a task failed."""
@@ -159,7 +184,8 @@ def _build(dag: DAG, output: Output, run: Callable[[Iterable[Observer]], BuildRe
     state = BuildState()  # the CLI's view of the build: a report exists even after an interrupt
     output.build_state = state
     try:
-        run([state.apply, *output.observers()])
+        with _opened(dag.executor):
+            run([state.apply, *output.observers()])
         code = EXIT_OK
     except DAGBuildError as error:
         output.failed(error.failures)

@@ -89,7 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--processes",
         type=_positive_int,
         metavar="N",
-        help="run up to N tasks at once in worker processes (the Parallel executor)",
+        help="run up to N tasks at once in worker processes (the Parallel executor; with "
+        "--executor dask, the local Dask cluster's workers)",
+    )
+    build.add_argument(
+        "--executor",
+        choices=("serial", "parallel", "dask"),
+        help="run the tasks with this executor instead of the spec's (dask: on a Dask cluster, "
+        "see --address)",
+    )
+    build.add_argument(
+        "--address",
+        metavar="ADDRESS",
+        help="with --executor dask: the Dask scheduler to build on (tcp://host:8786; default "
+        "$DASK_SCHEDULER_ADDRESS, else a local cluster started for the build)",
     )
     build.add_argument(
         "--json",

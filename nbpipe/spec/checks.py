@@ -162,8 +162,8 @@ def read_meta(data: Mapping, origin: Origin) -> dict[str, bool]:
 
 def make_executor(data: Mapping, origin: Origin, warn: bool = False) -> Executor:
     """A new executor as the spec's ``executor`` describes it: ``serial`` (the default),
-    ``parallel``, or a mapping with the ``dotted_path`` of an Executor class and its options.
-    ``DAGSpec`` makes one to check the value (``warn``: about ignored Ploomber options), and
+    ``parallel``, ``dask``, or a mapping with the ``dotted_path`` of an Executor class and its
+    options. ``DAGSpec`` makes one to check the value (``warn``: about ignored Ploomber options), and
     ``to_dag`` a fresh one for each DAG."""
     from nbpipe.executors import Executor, Parallel, Serial
 
@@ -173,11 +173,15 @@ def make_executor(data: Mapping, origin: Origin, warn: bool = False) -> Executor
         return Serial()
     if value == "parallel":
         return Parallel()
+    if value == "dask":
+        from nbpipe.executors import Dask
+
+        return Dask()
     if isinstance(value, str):
         raise origin.error(
             InvalidValueError,
-            f"executor must be 'serial', 'parallel' or a mapping with a dotted_path, not "
-            f"{value!r}{did_you_mean(value, ['serial', 'parallel'])}",
+            f"executor must be 'serial', 'parallel', 'dask' or a mapping with a dotted_path, not "
+            f"{value!r}{did_you_mean(value, ['serial', 'parallel', 'dask'])}",
             line,
             key="executor",
         )

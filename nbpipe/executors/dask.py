@@ -1,0 +1,472 @@
+"""The Dask executor: tasks on a ``dask.distributed`` cluster, local or remote.
+
+The scheduler loop is the one every executor shares: it hands each job to ``pool.submit`` and
+waits on the futures. Here a job becomes one Dask task (``client.submit``) whose result is relayed
+to a ``concurrent.futures.Future``, Dask's lost-worker errors (``KilledWorker``, a closed
+connection) reported as the executors' neutral :class:`WorkerLost`.
+
+On the worker, each Dask worker thread hands its jobs to a *runner*: a child process of the worker
+(one per thread, reused from job to job) that changes to the build's working directory, runs the
+job (a function, or a notebook in a fresh kernel: so at most one kernel per worker thread) and
+answers with the job's :class:`~nbpipe.executors.worker.Outcome`. The runner is the kill switch:
+
+- a job that kills its process (``os._exit``, a segfault) takes only its runner down: the task
+  ends with ``WorkerLost`` and the scheduler retries it once, alone, exactly as under Parallel;
+- a cancel (Ctrl-C, the server's cancel) cancels the queued futures and asks every worker to stop
+  the runners of this build's running jobs (SIGTERM, which unwinds papermill so that it stops its
+  kernel; SIGKILL after a grace period): notebooks and their kernels stop within seconds, and the
+  Dask workers themselves stay up;
+- a Dask worker that dies (killed, out of memory) takes its runners with it (they die with their
+  parent, ``lifeline``); Dask re-runs the task on another worker, and after
+  ``distributed.scheduler.allowed-failures`` such deaths reports ``KilledWorker``: that task
+  fails alone.
+
+Products are written by the runner, staged then renamed by the building process, so workers must
+see the project at the same path as the building process (a shared filesystem): a worker that
+cannot see the build's working directory fails the task and says so.
+
+With no address, ``Dask`` starts a ``LocalCluster`` (worker processes) for the build and closes it
+afterwards; with ``address=`` (or ``$DASK_SCHEDULER_ADDRESS``) or ``client=`` it uses a running
+cluster and leaves it running. ``with Dask(...) as executor:`` opens the cluster ahead of the
+builds (the CLI does, to print the dashboard link), and then ``repr(executor)``, which the build
+records as ``build_started``'s ``executor``, names the scheduler and its dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import pickle
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
+from contextlib import contextmanager
+from multiprocessing.connection import Connection
+from typing import Any
+
+from nbpipe.executors.base import Executor, WorkerLost
+from nbpipe.executors.worker import Outcome
+
+#: The Dask resource that caps notebook kernels on workers that declare it.
+KERNEL = "KERNEL"
+#: Seconds between SIGTERM and SIGKILL when a cancel stops a running job's runner.
+STOP_GRACE = 5.0
+
+MISSING = (
+    "the Dask executor needs dask.distributed, which is not installed: "
+    "pip install 'nbpipe[dask]' (or pip install 'dask[distributed]')"
+)
+
+
+class DaskUnavailable(RuntimeError):
+    """The Dask cluster cannot be reached or has no workers: nothing was started."""
+
+
+def _require_distributed() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("distributed") is None:
+        raise ImportError(MISSING)
+
+
+class Dask(Executor):
+    """Runs a DAG on a ``dask.distributed`` cluster.
+
+    ``address``: a scheduler's address (``tcp://host:8786``), or an existing
+    ``distributed.Client``; default ``$DASK_SCHEDULER_ADDRESS``, else a ``LocalCluster`` started for
+    the build (worker processes) and closed after it. ``client``: an existing ``Client`` (left open).
+    ``n_workers``, ``threads_per_worker``, ``resources`` (e.g. ``{"KERNEL": 1}``) and
+    ``**cluster_kwargs`` configure the ``LocalCluster``; workers of a running cluster declare
+    their resources themselves (``dask worker ADDRESS --resources KERNEL=1``).
+    ``connect_timeout``: seconds to reach the scheduler and see a worker.
+    """
+
+    def __init__(
+        self,
+        address: Any = None,
+        n_workers: int | None = None,
+        threads_per_worker: int = 1,
+        resources: dict[str, float] | None = None,
+        print_progress: bool = False,
+        client: Any = None,
+        connect_timeout: float = 10.0,
+        **cluster_kwargs: Any,
+    ):
+        _require_distributed()
+        if address is not None and not isinstance(address, str):
+            client, address = address, None  # an existing Client given as the address
+        for name, value in (("n_workers", n_workers), ("threads_per_worker", threads_per_worker)):
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if resources is not None and not isinstance(resources, dict):
+            raise ValueError(
+                f"resources must be a mapping such as {{'KERNEL': 1}}, not {resources!r}"
+            )
+        self.address = address or (
+            None if client is not None else os.environ.get("DASK_SCHEDULER_ADDRESS") or None
+        )
+        self.n_workers = n_workers
+        self.threads_per_worker = threads_per_worker
+        self.resources = resources
+        self.print_progress = print_progress
+        self.connect_timeout = connect_timeout
+        self.cluster_kwargs = cluster_kwargs
+        self._given_client = client
+        self._client = client
+        self._cluster = None
+        self._opened = 0  # nesting of start()/__enter__
+
+    # -- the cluster ----------------------------------------------------------------------------
+    @property
+    def processes(self) -> int:
+        """How many jobs run at once: the cluster's worker threads (known once it is open)."""
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                return max(1, sum(self._client.nthreads().values()))
+        workers = self.n_workers or os.cpu_count() or 1
+        return workers * self.threads_per_worker
+
+    @property
+    def client(self):
+        return self._client
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard's address, when the cluster is open and serves one (needs bokeh)."""
+        if self._client is None:
+            return None
+        with contextlib.suppress(Exception):
+            services = self._client.scheduler_info(n_workers=0).get("services", {})
+            if "dashboard" in services:
+                return self._client.dashboard_link
+        return None
+
+    def start(self) -> Dask:
+        """Connects to the cluster (or starts the LocalCluster); fails with
+        :class:`DaskUnavailable` when the scheduler cannot be reached or no worker joins."""
+        self._opened += 1
+        if self._client is not None:
+            return self
+        from distributed import Client, LocalCluster
+
+        try:
+            if self.address is None:
+                self._cluster = LocalCluster(
+                    n_workers=self.n_workers,
+                    threads_per_worker=self.threads_per_worker,
+                    processes=True,
+                    resources=self.resources,
+                    **{"dashboard_address": ":0", **self.cluster_kwargs},
+                )
+                self._client = Client(self._cluster, timeout=self.connect_timeout)
+            else:
+                try:
+                    self._client = Client(self.address, timeout=self.connect_timeout)
+                except (OSError, TimeoutError) as error:
+                    raise DaskUnavailable(
+                        f"cannot reach the Dask scheduler at {self.address} "
+                        f"(tried for {self.connect_timeout:g} s): {error}. Start one with "
+                        "`dask scheduler` and workers with `dask worker ADDRESS`, or fix the address"
+                    ) from None
+            try:
+                self._client.wait_for_workers(1, timeout=self.connect_timeout)
+            except (OSError, TimeoutError):
+                raise DaskUnavailable(
+                    f"no Dask worker joined the scheduler at {self._client.scheduler.address} "
+                    f"within {self.connect_timeout:g} s: start some with `dask worker ADDRESS`"
+                ) from None
+        except BaseException:
+            self._opened -= 1
+            self._close_owned()
+            raise
+        return self
+
+    def close(self) -> None:
+        """Undoes one ``start()``; the last one closes what this executor started (a client it
+        connected, the LocalCluster), never a client it was given."""
+        self._opened = max(0, self._opened - 1)
+        if self._opened == 0:
+            self._close_owned()
+
+    def _close_owned(self) -> None:
+        if self._client is not None and self._client is not self._given_client:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
+        if self._cluster is not None:
+            with contextlib.suppress(Exception):
+                self._cluster.close()
+            self._cluster = None
+
+    def __enter__(self) -> Dask:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self._client is None:
+            where = f"address={self.address!r}" if self.address else "LocalCluster"
+            workers = f", n_workers={self.n_workers}" if self.address is None else ""
+            return f"Dask({where}{workers})"
+        address = getattr(self._client.scheduler, "address", None)
+        return f"Dask(address={address!r}, dashboard={self.dashboard_link!r})"
+
+    @contextmanager
+    def pool(
+        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+    ) -> Iterator[DaskPool]:
+        """A pool on the cluster, opened for this build unless already open. Runners import
+        what notebooks need on their first notebook; kernels are never started ahead."""
+        self.start()
+        try:
+            pool = DaskPool(self._client)
+            try:
+                yield pool
+            finally:
+                pool.close()
+        finally:
+            self.close()
+
+
+class DaskPool:
+    """Submits jobs as Dask tasks; ``terminate`` cancels the queued ones and stops the running
+    ones on their workers."""
+
+    def __init__(self, client):
+        self.client = client
+        self.project_dir = os.getcwd()
+        # the building process's import path: workers append what they lack (the project's
+        # modules, found beside pipeline.yaml), after their own packages
+        self.sys_path = [os.path.abspath(p) for p in sys.path if p]
+        info = client.scheduler_info(n_workers=-1)
+        self.kernel_resource = any(
+            KERNEL in (worker.get("resources") or {}) for worker in info["workers"].values()
+        )
+        self._futures: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        job = args[0] if args else None
+        task = getattr(job, "task", "job")
+        payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
+        is_notebook = hasattr(job, "kernel_name")
+        inner = self.client.submit(
+            _run_on_worker,
+            task,
+            payload,
+            self.project_dir,
+            self.sys_path,
+            key=f"nbpipe-{task}-{uuid.uuid4().hex}",
+            pure=False,
+            retries=0,
+            resources={KERNEL: 1} if is_notebook and self.kernel_resource else None,
+        )
+        with self._lock:
+            self._futures[inner.key] = inner
+        outer: Future = Future()
+        inner.add_done_callback(lambda done: self._settle(done, outer))
+        return outer
+
+    def _settle(self, done, outer: Future) -> None:
+        with self._lock:
+            self._futures.pop(done.key, None)
+        try:
+            if done.status == "cancelled":
+                outer.set_exception(WorkerLost("the job was cancelled on the Dask cluster"))
+            elif done.status == "finished":
+                outer.set_result(done.result())
+            else:
+                outer.set_exception(_as_worker_lost(done.exception()))
+        except Exception as error:  # the connection to the scheduler went away meanwhile
+            if not outer.done():
+                outer.set_exception(_as_worker_lost(error))
+
+    def running_keys(self) -> list[str]:
+        with self._lock:
+            return list(self._futures)
+
+    def terminate(self) -> None:
+        """Cancels queued jobs and stops running ones (and their kernels) on the workers."""
+        with self._lock:
+            futures = list(self._futures.values())
+        if not futures:
+            return
+        keys = [future.key for future in futures]
+        with contextlib.suppress(Exception):
+            self.client.cancel(futures)
+        with contextlib.suppress(Exception):
+            self.client.run(_stop_jobs, keys, STOP_GRACE, on_error="ignore")
+
+    def close(self) -> None:
+        with self._lock:
+            futures = list(self._futures.values())
+        if futures:
+            with contextlib.suppress(Exception):
+                self.client.cancel(futures)
+
+
+def _as_worker_lost(error: BaseException | None) -> BaseException:
+    """Dask's ways of saying a worker went away, as the executors' ``WorkerLost``."""
+    if error is None:
+        return WorkerLost("the Dask task ended without a result")
+    if isinstance(error, WorkerLost):
+        return error
+    from distributed.client import FutureCancelledError
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    if isinstance(error, (KilledWorker, CommClosedError, FutureCancelledError)):
+        return WorkerLost(f"{type(error).__name__}: {error}")
+    return error
+
+
+# -- on the worker ------------------------------------------------------------------------------
+
+_runners: dict[int, _Runner] = {}  # worker thread -> its runner
+_running: dict[str, _Runner] = {}  # Dask key -> the runner running it
+_executed: deque[str] = deque(maxlen=10_000)  # keys of jobs this worker ran, oldest first
+_state_lock = threading.Lock()
+
+
+def _run_on_worker(task: str, payload: bytes, project_dir: str, sys_path: list[str]) -> Outcome:
+    """The Dask task: hands the job to this thread's runner and returns its outcome."""
+    from distributed.worker import get_worker, thread_state
+
+    key = getattr(thread_state, "key", None) or f"unknown-{uuid.uuid4().hex}"
+    if not os.path.isdir(project_dir):
+        where = f"{get_worker().address} on host {socket.gethostname()}"
+        now = time.time()
+        from nbpipe.engine.events import TaskFailure
+
+        message = (
+            f"the Dask worker {where} cannot see the project directory {project_dir}: "
+            "workers must share the building machine's filesystem, at the same path "
+            "(products are written by the workers)"
+        )
+        failure = TaskFailure(task=task, type="ProjectNotVisible", message=message)
+        return Outcome(task, "failed", now, now, failure=failure)
+    runner = _runner_of_this_thread()
+    with _state_lock:
+        _running[key] = runner
+    try:
+        outcome = runner.run(task, payload, project_dir, sys_path)
+    finally:
+        with _state_lock:
+            _running.pop(key, None)
+            _executed.append(key)
+    return outcome
+
+
+def executed_keys() -> list[str]:
+    """The Dask keys of the jobs this worker ran (``client.run(executed_keys)`` asks each)."""
+    with _state_lock:
+        return list(_executed)
+
+
+def runner_pids() -> list[int]:
+    """The process ids of this worker's runners."""
+    with _state_lock:
+        return [runner.process.pid for runner in _runners.values() if runner.alive()]
+
+
+def _runner_of_this_thread() -> _Runner:
+    ident = threading.get_ident()
+    with _state_lock:
+        runner = _runners.get(ident)
+    if runner is None or not runner.alive():
+        runner = _Runner()
+        with _state_lock:
+            _runners[ident] = runner
+    return runner
+
+
+async def _stop_jobs(keys: list[str], grace: float) -> int:
+    """Stops the runners running any of ``keys`` on this worker: SIGTERM (papermill then stops
+    its kernel), SIGKILL after ``grace`` seconds. Returns how many were stopped."""
+    with _state_lock:
+        runners = [_running[key] for key in keys if key in _running]
+        for runner in runners:
+            _runners.pop(runner.thread, None)  # the thread starts a fresh runner next time
+    for runner in runners:
+        runner.signal(signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(runner.alive() for runner in runners) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    for runner in runners:
+        if runner.alive():
+            runner.signal(signal.SIGKILL)
+    return len(runners)
+
+
+class _Runner:
+    """A child process of the worker that runs one job at a time for one worker thread."""
+
+    def __init__(self):
+        ours, theirs = socket.socketpair()
+        self.thread = threading.get_ident()
+        code = f"from nbpipe.executors.dask import runner_main; runner_main({theirs.fileno()})"
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", code],
+            pass_fds=[theirs.fileno()],
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a Ctrl-C in the worker's terminal is the worker's
+        )
+        theirs.close()
+        self.connection = Connection(ours.detach())
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signum)
+
+    def run(self, task: str, payload: bytes, project_dir: str, sys_path: list[str]) -> Outcome:
+        try:
+            self.connection.send_bytes(pickle.dumps((task, payload, project_dir, sys_path)))
+            answer = self.connection.recv_bytes()
+        except (EOFError, OSError):
+            self.signal(signal.SIGKILL)
+            self.process.wait()
+            self.connection.close()
+            raise WorkerLost(
+                f"the process running task {task!r} on a Dask worker died "
+                f"(exit code {self.process.returncode}: killed, or crashed in native code)"
+            ) from None
+        return pickle.loads(answer)
+
+
+def runner_main(fd: int) -> None:
+    """The runner's loop: a job in, its outcome out, until the worker closes the connection."""
+    from nbpipe.executors.lifeline import die_with_parent
+    from nbpipe.executors.worker import _exit_on_sigterm, describe_error
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    die_with_parent(os.getppid())
+    connection = Connection(fd)
+    while True:
+        try:
+            task, payload, project_dir, sys_path = pickle.loads(connection.recv_bytes())
+        except EOFError:
+            return
+        sys.path.extend(p for p in sys_path if p not in sys.path)
+        try:
+            os.chdir(project_dir)
+            fn, args = pickle.loads(payload)
+            outcome = fn(*args)
+        except Exception as error:  # the job could not be loaded here (a module not found)
+            now = time.time()
+            outcome = Outcome(task, "failed", now, now, failure=describe_error(task, error))
+        connection.send_bytes(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))

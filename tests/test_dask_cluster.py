@@ -1,0 +1,193 @@
+"""The Dask executor against a real cluster: a ``dask scheduler`` and two ``dask worker`` processes
+on 127.0.0.1, started and stopped by a fixture. Builds the example pipeline through ``address=``
+(tasks run on both workers), survives a worker killed mid-build, and a cancelled build leaves no
+kernel on any worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+from dask_tasks import hang_once, write_pid
+from notebook_files import processes_with_marker, write_notebook
+from wait_helpers import wait_for_marker, wait_until
+
+from nbpipe import DAG
+from nbpipe.engine.events import TaskStatus
+from nbpipe.products import File
+from nbpipe.tasks import PythonCallable
+
+distributed = pytest.importorskip("distributed")
+
+from nbpipe.executors.dask import Dask, executed_keys  # noqa: E402
+
+TESTS = Path(__file__).parent
+EXAMPLE = TESTS.parent / "example_notebooks"
+
+
+class Cluster:
+    def __init__(self, folder: Path):
+        self.marker = f"nbpipe-dask-test-{uuid.uuid4().hex}"
+        self.env = {**os.environ, "NBPIPE_CLUSTER_MARKER": self.marker, "PYTHONPATH": str(TESTS)}
+        self.scheduler_file = folder / "scheduler.json"
+        self.processes: list[subprocess.Popen] = []
+        self.client = None
+
+    def start(self, folder: Path) -> None:
+        self._spawn(
+            "scheduler", "--host", "127.0.0.1", "--port", "0",
+            "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.scheduler_file),
+        )  # fmt: skip
+        wait_until(self.scheduler_file.exists, "the scheduler to write its address")
+        self.address = json.loads(self.scheduler_file.read_text())["address"]
+        for name in ("w1", "w2"):
+            self._spawn(
+                "worker", self.address, "--name", name, "--nthreads", "1",
+                "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(folder),
+            )  # fmt: skip
+        self.client = distributed.Client(self.address, timeout=60)
+        self.wait_for_workers(2)
+
+    def _spawn(self, *arguments: str) -> None:
+        self.processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "dask", *arguments],
+                env=self.env,
+                start_new_session=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    def workers(self) -> dict:
+        return self.client.scheduler_info(n_workers=-1)["workers"]
+
+    def wait_for_workers(self, n: int) -> None:
+        wait_until(lambda: len(self.workers()) == n, lambda: f"{n} workers ({self.workers()})")
+
+    def kernels(self) -> list[int]:
+        """Kernels started on the workers (they carry the cluster's environment marker)."""
+        found = []
+        for pid in processes_with_marker(self.marker):
+            try:
+                if b"ipykernel" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    found.append(pid)
+            except OSError:
+                continue
+        return found
+
+    def stop(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        for process in reversed(self.processes):  # workers first, their nannies' groups too
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for pid in processes_with_marker(self.marker):  # anything the groups did not hold
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dask-cluster")
+    cluster = Cluster(folder)
+    try:
+        cluster.start(folder)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_the_example_pipeline_builds_on_both_workers(tmp_path, cluster):
+    project = tmp_path / "example"
+    shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("output", "__pycache__"))
+    before = cluster.client.run(executed_keys)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbpipe",
+            "build",
+            "--executor",
+            "dask",
+            "--address",
+            cluster.address,
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Dask dashboard: http://127.0.0.1:" in result.stderr
+    assert (project / "output" / "report.html").exists()
+    after = cluster.client.run(executed_keys)
+    ran = {worker: len(after[worker]) - len(before.get(worker, [])) for worker in after}
+    assert sum(ran.values()) == 5 and all(ran.values()), f"tasks per worker: {ran}"
+
+
+def test_a_worker_killed_mid_build_costs_only_a_rerun_of_its_task(workdir, cluster):
+    marker = workdir / "hanging"
+    dag = DAG(executor=Dask(address=cluster.address))
+    hung = PythonCallable(hang_once, File("hung.txt"), dag, params={"marker": str(marker)})
+    for i in range(3):
+        hung >> PythonCallable(write_pid, File(f"after{i}.txt"), dag, name=f"after{i}")
+    PythonCallable(write_pid, File("other.txt"), dag, name="other")
+    reports = []
+    builder = threading.Thread(target=lambda: reports.append(dag.build()))
+    builder.start()
+    try:
+        wait_for_marker(marker, "the task to start on a worker")
+        os.kill(int(marker.read_text()), signal.SIGKILL)  # the Dask worker running it
+    finally:
+        builder.join(timeout=600)
+    assert reports, "the build finished"
+    assert {row.status for row in reports[0]} == {TaskStatus.EXECUTED}
+    assert Path("hung.txt").read_text() == "second run"
+    cluster.wait_for_workers(2)  # the nanny restarted the killed worker
+
+
+def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
+    marker = workdir / "sleeping"
+    write_notebook(
+        workdir / "sleeper.ipynb",
+        f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)",
+    )
+    (workdir / "pipeline.yaml").write_text(
+        f"executor: {{dotted_path: nbpipe.executors.Dask, address: '{cluster.address}'}}\n"
+        "tasks:\n  - source: sleeper.ipynb\n    product: sleeper.html\n"
+    )
+    build = subprocess.Popen(
+        [sys.executable, "-m", "nbpipe", "build"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_marker(marker, "the notebook to run on a worker", timeout=120)
+        kernel = int(marker.read_text())
+        assert kernel in cluster.kernels()
+        build.send_signal(signal.SIGINT)
+        _, stderr = build.communicate(timeout=120)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert build.returncode == 130, stderr
+    wait_until(lambda: not cluster.kernels(), lambda: f"no kernel left ({cluster.kernels()})")
+    assert not Path("sleeper.html").exists() and not list(workdir.glob(".nbpipe-*"))
+    assert len(cluster.workers()) == 2, "the workers stay up"
