@@ -16,7 +16,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from nbpipe.server.errors import BadRequest, Forbidden, NotFound
@@ -39,10 +39,26 @@ def _is_environment(path: str) -> bool:
     )
 
 
+def is_utf8(path: str) -> bool:
+    """Whether ``path`` is text: a name that is not UTF-8 on disk comes in with surrogates
+    (Python's surrogateescape), which the history, JSON clients and the browser cannot take."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def display(path: str) -> str:
+    """``path`` printable: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 @dataclass(frozen=True)
 class Found:
     pipelines: list[str]  # paths relative to the root, posix style, sorted
     truncated: bool  # the entry budget ran out before the walk ended
+    unusable: list[str] = field(default_factory=list)  # pipelines whose path is not UTF-8
 
 
 def find_pipelines(
@@ -57,6 +73,7 @@ def find_pipelines(
     """
     root = os.path.realpath(root)
     found: list[str] = []
+    unusable: list[str] = []
     queue: deque[tuple[str, int]] = deque([(root, 0)])
     seen = 0
     while queue:
@@ -68,7 +85,7 @@ def find_pipelines(
         for entry in sorted(entries, key=lambda e: e.name):
             seen += 1
             if seen > max_entries:
-                return Found(sorted(found), truncated=True)
+                return Found(sorted(found), truncated=True, unusable=sorted(unusable))
             if entry.name.startswith("."):
                 continue
             try:
@@ -80,10 +97,11 @@ def find_pipelines(
                     ):
                         queue.append((entry.path, depth + 1))
                 elif is_pipeline_name(entry.name) and _inside(root, entry.path):
-                    found.append(PurePosixPath(Path(entry.path).relative_to(root)).as_posix())
+                    relative = PurePosixPath(Path(entry.path).relative_to(root)).as_posix()
+                    (found if is_utf8(relative) else unusable).append(relative)
             except OSError:
                 continue
-    return Found(sorted(found), truncated=False)
+    return Found(sorted(found), truncated=False, unusable=sorted(unusable))
 
 
 def _inside(root: str, path: str) -> bool:
@@ -127,6 +145,11 @@ def check_relative(relative: str, allow_hidden: bool = False) -> None:
         raise BadRequest("the pipeline path is empty")
     if "\x00" in relative:
         raise BadRequest("the pipeline path contains a NUL character")
+    if not is_utf8(relative):
+        raise BadRequest(
+            f"{display(relative)!r} is not valid UTF-8: the server cannot use this path "
+            "(rename the folder or file)"
+        )
     normalized = relative.replace("\\", "/")
     if normalized.startswith(("/", "~")) or (len(normalized) > 1 and normalized[1] == ":"):
         raise Forbidden(f"{relative!r} is absolute; give a path relative to the server root")

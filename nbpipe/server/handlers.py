@@ -35,6 +35,10 @@ BUILD_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_PAGE = 200
 #: Target tasks one build request may name (each becomes a word of the build's command line).
 MAX_TARGETS = 1000
+#: Characters a target task's name may have, and all of them together: the command line has
+#: limits (128 KiB a word on Linux, about 2 MiB in all with the environment).
+MAX_TARGET_NAME = 4096
+MAX_TARGET_TOTAL = 256 * 1024
 
 
 class ApiHandler(ExtensionHandlerMixin, APIHandler):
@@ -70,6 +74,8 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as error:
             raise BadRequest(f"the body is not valid JSON: {error}") from None
+        except RecursionError:
+            raise BadRequest("the body is not valid JSON: nested too deeply") from None
         if not isinstance(data, dict):
             raise BadRequest("the body must be a JSON object")
         unknown = sorted(set(data) - allowed)
@@ -158,16 +164,7 @@ class BuildsHandler(ApiHandler):
         force = data.get("force", False)
         if not isinstance(force, bool):
             raise BadRequest("force must be true or false")
-        tasks = data.get("tasks") or []
-        if not isinstance(tasks, list) or not all(
-            isinstance(t, str) and t and "\x00" not in t for t in tasks
-        ):
-            raise BadRequest("tasks must be a list of task names")
-        if len(tasks) > MAX_TARGETS:
-            raise BadRequest(
-                f"tasks lists {len(tasks)} target tasks; at most {MAX_TARGETS} are allowed "
-                "(without tasks, every outdated task is built)"
-            )
+        tasks = check_targets(data.get("tasks"))
         spec_path = await self.app.pipelines.resolve(pipeline)
         pipeline = canonical(pipeline)
         started = await self.app.builds.start(pipeline, spec_path, force=force, targets=tasks)
@@ -213,6 +210,39 @@ class LogHandler(ApiHandler):
             if log is None:
                 raise NotFound(f"no build {build_id!r}")
         self.reply({"id": build_id, "log": log})
+
+
+def check_targets(tasks: Any) -> list[str]:
+    """The target task names of a build request (None: every outdated task), or a 400: they
+    become words of the build's command line, so their number and length are bounded, checked
+    before anything is stored or started."""
+    if tasks is None:
+        return []
+    if not isinstance(tasks, list) or not all(
+        isinstance(t, str) and t and "\x00" not in t for t in tasks
+    ):
+        raise BadRequest("tasks must be a list of task names")
+    if len(tasks) > MAX_TARGETS:
+        raise BadRequest(
+            f"tasks lists {len(tasks)} target tasks; at most {MAX_TARGETS} are allowed "
+            "(without tasks, every outdated task is built)"
+        )
+    longest = max((len(t) for t in tasks), default=0)
+    if longest > MAX_TARGET_NAME:
+        raise BadRequest(
+            f"a task name is too long ({longest} characters; at most {MAX_TARGET_NAME})"
+        )
+    total = sum(len(t) for t in set(tasks))
+    if total > MAX_TARGET_TOTAL:
+        raise BadRequest(
+            f"the task names are too long together ({total} characters; at most {MAX_TARGET_TOTAL})"
+        )
+    for name in tasks:
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"task name {name!r} is not valid UTF-8") from None
+    return tasks
 
 
 def handlers(prefix: str = "nbpipe/api") -> list[tuple[str, type[ApiHandler]]]:

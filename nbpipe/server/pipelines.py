@@ -23,7 +23,7 @@ from typing import Any
 from nbpipe.engine.events import EVENT_SCHEMA_VERSION
 from nbpipe.server import procs, views
 from nbpipe.server.builds import BuildManager
-from nbpipe.server.discovery import canonical, find_pipelines, resolve_pipeline
+from nbpipe.server.discovery import canonical, display, find_pipelines, resolve_pipeline
 from nbpipe.server.errors import ApiError, Unprocessable
 from nbpipe.server.store import StoreThread
 from nbpipe.spec.env import env_files_for
@@ -86,6 +86,14 @@ class PipelineService:
                 for path in found.pipelines
             ],
             "truncated": found.truncated,
+            "unusable": [
+                {
+                    "path": display(path),
+                    "message": "the path is not valid UTF-8: the server cannot use it "
+                    "(rename the folder or file)",
+                }
+                for path in found.unusable
+            ],
         }
 
     async def detail(self, relative: str, refresh: bool = False) -> dict[str, Any]:

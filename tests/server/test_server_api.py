@@ -340,6 +340,18 @@ async def test_listing_skips_hidden_environments_and_deep_folders(jp_fetch, jp_r
         ({"pipeline": "one/pipeline.yaml", "tasks": ["a", ""]}, "tasks"),
         ({"pipeline": "one/pipeline.yaml", "tasks": ["a\u0000"]}, "tasks"),
         ({"pipeline": "one/pipeline.yaml", "tasks": ["a"] * 1001}, "at most 1000"),
+        # Not a list: never a full build (issue 10).
+        ({"pipeline": "one/pipeline.yaml", "tasks": 0}, "tasks"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": False}, "tasks"),
+        ({"pipeline": "one/pipeline.yaml", "tasks": {}}, "tasks"),
+        # Names too long for a command line: 400, not a 500 after a history row (issue 10).
+        ({"pipeline": "one/pipeline.yaml", "tasks": ["x" * 128 * 1024]}, "long"),
+        (
+            {"pipeline": "one/pipeline.yaml", "tasks": [f"{i}" + "x" * 4000 for i in range(200)]},
+            "long",
+        ),
+        pytest.param("[" * 100_000 + "]" * 100_000, "nested", id="nested-100k"),
+        ({"pipeline": "bad\udcff/pipeline.yaml"}, "UTF-8"),
         ({"pipeline": "one/nothing.yaml"}, "no pipeline"),
         ({"pipeline": "one/a.py"}, "not a pipeline"),
     ],
@@ -372,3 +384,40 @@ async def test_cancel_of_a_finished_build_is_a_conflict(jp_fetch, jp_root_dir):
     await wait_for(jp_fetch, build_id)
     code, reply = await api(jp_fetch, "builds", build_id, "cancel", method="POST")
     assert code == 409 and "already ended" in reply["message"]
+
+
+async def test_a_folder_with_a_non_utf8_name_is_reported_not_a_500(jp_fetch, jp_root_dir):
+    """Shared drives hold names that are not UTF-8: the other pipelines are listed, that one is
+    reported as unusable (issue 10)."""
+    good = write_pipeline(jp_root_dir, "good", {"a": write_data("a")})
+    bad = os.path.join(os.fsencode(jp_root_dir), b"bad\xff")
+    try:
+        os.mkdir(bad)
+    except OSError:
+        pytest.skip("this file system refuses names that are not UTF-8")
+    with open(os.path.join(bad, b"pipeline.yaml"), "w") as spec:
+        spec.write("tasks: []\n")
+    code, listing = await api(jp_fetch, "pipelines")
+    assert code == 200, listing
+    assert [row["path"] for row in listing["pipelines"]] == [good]
+    [unusable] = listing["unusable"]
+    assert unusable["path"] == "bad\\xff/pipeline.yaml"
+    assert "UTF-8" in unusable["message"]
+    code, reply = await api(
+        jp_fetch, "builds", method="POST", body={"pipeline": "bad\udcff/pipeline.yaml"}
+    )
+    assert code == 400 and "UTF-8" in reply["message"]
+    code, history = await api(jp_fetch, "builds")
+    assert code == 200 and history["total"] == 0
+
+
+async def test_a_pipeline_builds_once_through_a_symlinked_folder_alias(jp_fetch, jp_root_dir):
+    pipeline = write_functions(jp_root_dir, "real", {"a": "time.sleep(60)"})
+    (jp_root_dir / "alias").symlink_to(jp_root_dir / "real", target_is_directory=True)
+    first = await start_build(jp_fetch, pipeline)
+    code, reply = await api(
+        jp_fetch, "builds", method="POST", body={"pipeline": "alias/pipeline.yaml"}
+    )
+    assert code == 409 and reply["build_id"] == first, reply
+    await api(jp_fetch, "builds", first, "cancel", method="POST")
+    assert (await wait_for(jp_fetch, first))["state"] == "cancelled"

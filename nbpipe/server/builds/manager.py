@@ -83,6 +83,10 @@ class RunningBuild:
     ended: bool = False  # build_ended is applied, or being applied
     watcher: asyncio.Task | None = None
     stopper: asyncio.Task | None = None
+    key: str = ""  # the spec's resolved path (admission: one build per pipeline, by any path)
+
+    def __post_init__(self) -> None:
+        self.key = self.key or os.path.realpath(self.spec_path)
 
 
 Emit = Callable[[dict[str, Any]], None]
