@@ -25,7 +25,7 @@ from traitlets import Bool, Dict, Float, Integer, Unicode, default, validate
 from nbpipe.server.builds import BuildManager, BuildSettings
 from nbpipe.server.handlers import handlers
 from nbpipe.server.pipelines import PipelineService, PipelineSettings
-from nbpipe.server.store import Store, StoreThread
+from nbpipe.server.store import StoreThread, open_history
 
 EVENT_SCHEMA = Path(__file__).parent / "events" / "build.yaml"
 EVENT_SCHEMA_ID = "https://events.nbpipe.org/build/v2"
@@ -120,7 +120,8 @@ class NbpipeApp(ExtensionApp):
         serverapp = self.serverapp
         assert serverapp is not None
         self.root = os.path.realpath(os.path.expanduser(serverapp.root_dir))
-        self.store = StoreThread(Store(os.path.join(self.state_dir, "builds.sqlite"), self.root))
+        store, notices = open_history(self.state_dir, self.root)
+        self.store = StoreThread(store)
         serverapp.event_logger.register_event_schema(EVENT_SCHEMA)
         self.builds = BuildManager(
             self.root,
@@ -151,6 +152,7 @@ class NbpipeApp(ExtensionApp):
                 timeout=self.status_timeout,
                 allow_hidden=self.allow_hidden,
             ),
+            notices=notices,
         )
 
     def initialize_handlers(self) -> None:

@@ -57,9 +57,16 @@ TASK_FIELDS = ("name", "kind", "source", "upstream", "products", "state", "reaso
 
 class PipelineService:
     def __init__(
-        self, root: str, store: StoreThread, builds: BuildManager, settings: PipelineSettings
+        self,
+        root: str,
+        store: StoreThread,
+        builds: BuildManager,
+        settings: PipelineSettings,
+        notices: list[dict[str, str]] | None = None,
     ):
         self.root = root
+        #: What the server wants users to know (the history was reset or cannot be kept).
+        self.notices = list(notices or [])
         self.store = store
         self.builds = builds
         self.settings = settings
@@ -86,6 +93,7 @@ class PipelineService:
                 for path in found.pipelines
             ],
             "truncated": found.truncated,
+            "notices": self.notices,
             "unusable": [
                 {
                     "path": display(path),

@@ -34,13 +34,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from nbpipe.engine.state import FINAL_BUILD_STATES, BuildState, TaskState
+
+logger = logging.getLogger("nbpipe.server")
 
 SCHEMA_VERSION = 2
 
@@ -141,13 +145,18 @@ def task_row(position: int, task: TaskState) -> tuple[Any, ...]:
     return (position, *(data[name] for name in TASK_FIELDS))
 
 
+class NewerSchema(RuntimeError):
+    """The history was written by a newer nbpipe: left alone."""
+
+
 class Store:
     """The database. Not thread-safe by itself: use it from one thread at a time."""
 
     def __init__(self, path: str | os.PathLike, root: str):
         self.path = os.fspath(path)
         self.root = root
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        if self.path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=10, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -155,7 +164,8 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         version = self._db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise RuntimeError(
+            self._db.close()
+            raise NewerSchema(
                 f"{self.path} was written by a newer nbpipe (schema {version}); "
                 "upgrade nbpipe or point NbpipeApp.state_dir elsewhere"
             )
@@ -164,6 +174,15 @@ class Store:
                 _migrate_from_1(self._db)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def check(self) -> None:
+        """Raises ``sqlite3.DatabaseError`` if the file is damaged (a quick structural check
+        and a read of every table)."""
+        problems = [row[0] for row in self._db.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            raise sqlite3.DatabaseError("; ".join(problems))
+        self._db.execute("SELECT COUNT(*), MAX(LENGTH(log)) FROM builds").fetchone()
+        self._db.execute("SELECT COUNT(*), MAX(LENGTH(failure)) FROM tasks").fetchone()
 
     def close(self) -> None:
         self._db.close()
@@ -341,6 +360,67 @@ class Store:
             counts[row[0]][row[1]] = row[2]
         for build in builds:
             build["counts"] = counts[build["id"]]
+
+
+def open_history(state_dir: str, root: str) -> tuple[Store, list[dict[str, str]]]:
+    """The history store of ``state_dir``, and notices for the API about what went wrong.
+
+    A damaged database (garbage, a malformed page, a truncated file) is moved aside, kept
+    under a name that says when (``builds.sqlite.corrupt-<time>``, with its ``-wal`` and
+    ``-shm`` files), and a fresh history starts: a ``warning``. A history that cannot be used
+    at all (``state_dir`` is a file or cannot be written, the database is of a newer schema)
+    leaves the server with a history in memory, lost when it stops: an ``error``. Either way
+    the extension keeps answering."""
+    path = os.path.join(state_dir, "builds.sqlite")
+    try:
+        return _open_checked(path, root), []
+    except sqlite3.DatabaseError as error:
+        if isinstance(error, sqlite3.OperationalError) and not os.path.isfile(path):
+            return _in_memory(root, state_dir, error)
+        problem = error
+    except NewerSchema as error:
+        return _in_memory(root, state_dir, error)
+    except OSError as error:
+        return _in_memory(root, state_dir, error)
+    aside = f"{path}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}"
+    try:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(path + suffix):
+                os.replace(path + suffix, aside + suffix)
+        store = _open_checked(path, root)
+    except (OSError, sqlite3.DatabaseError) as error:
+        return _in_memory(root, state_dir, error)
+    message = (
+        f"the build history {path} was corrupt ({problem}); it was moved aside to "
+        f"{os.path.basename(aside)} and a fresh history was started"
+    )
+    logger.warning("nbpipe: %s", message)
+    return store, [{"level": "warning", "message": message}]
+
+
+def _open_checked(path: str, root: str) -> Store:
+    store = Store(path, root)
+    try:
+        store.check()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def _in_memory(root: str, state_dir: str, error: BaseException) -> tuple[Store, list]:
+    if isinstance(error, (FileExistsError, NotADirectoryError)) or (
+        os.path.exists(state_dir) and not os.path.isdir(state_dir)
+    ):
+        why = f"{state_dir} is not a folder"
+    else:
+        why = str(error)
+    message = (
+        f"the build history cannot be kept in NbpipeApp.state_dir ({why}); builds are "
+        "recorded in memory until the server stops"
+    )
+    logger.error("nbpipe: %s", message)
+    return Store(":memory:", root), [{"level": "error", "message": message}]
 
 
 def _build_dict(row: sqlite3.Row) -> dict[str, Any]:
