@@ -1,24 +1,28 @@
 """Reading a notebook task's source (``.ipynb``, or a jupytext script such as percent ``.py``).
 
 Runs in the scheduling process at render time (and for ``nbpipe status``), so it stays light:
-``.ipynb`` files are read as plain JSON, and percent scripts (``# %%`` cells) by a small parser
-here. Importing jupytext means importing nbformat and jsonschema's format checkers, seconds in a
-fresh process; that happens only in the worker that runs the notebook, or here for the other
-jupytext formats. The parser serves what render needs (code digest, the ``parameters`` cell, the
-kernel name, the upstream declaration); the worker converts the script with jupytext itself.
+``.ipynb`` files are read as plain JSON, and percent scripts (``# %%`` cells, in Python, R or
+Julia) by :mod:`nbpipe.notebooks.percent`, which reads them as jupytext does. Importing jupytext
+means importing nbformat and jsonschema's format checkers, seconds in a fresh process; that
+happens only in the worker that runs the notebook, or here for what the percent reader leaves to
+jupytext (other jupytext formats, and the rare constructs it lists). Render needs the code digest,
+the ``parameters`` cell, the kernel name and the upstream declaration; the worker converts the
+script with jupytext itself, with the same format argument (the file's extension).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from nbpipe.exceptions import MissingKernelError
+from nbpipe.notebooks.percent import LANGUAGES, NotHandled, read_percent_script
+
+__all__ = ["NotebookSource", "kernel_language", "quiet_kernel_arguments", "read_percent_script"]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -43,8 +47,11 @@ class NotebookSource:
                 for index, cell in enumerate(notebook["cells"]):
                     cell.setdefault("id", f"nbpipe-cell-{index}")
             return cls(path, notebook, json.dumps(notebook), "ipynb")
-        if suffix == "py" and _PERCENT_CELL.search(text):
-            return cls(path, read_percent_script(text), text, suffix)
+        if f".{suffix}" in LANGUAGES:
+            try:
+                return cls(path, read_percent_script(text, suffix), text, suffix)
+            except NotHandled:
+                pass  # jupytext reads it (or says what is wrong with it)
         import jupytext
 
         notebook = json.loads(json.dumps(jupytext.reads(text, fmt=suffix)))
@@ -101,44 +108,3 @@ def quiet_kernel_arguments(name: str) -> list[str]:
     (errors in the notebook still arrive through its outputs)."""
     argv = _kernel_specs()[name]["spec"].get("argv", [])
     return ["--IPKernelApp.log_level=CRITICAL"] if any("ipykernel" in a for a in argv) else []
-
-
-_PERCENT_CELL = re.compile(r"^# %%(.*)$", re.MULTILINE)
-_TAGS = re.compile(r"tags\s*=\s*(\[[^\]]*\])")
-
-
-def read_percent_script(text: str) -> dict[str, Any]:
-    """Cells of a percent-format script: a ``# %%`` line starts one (``[markdown]``/``[md]``/
-    ``[raw]`` says its type, ``tags=[...]`` its tags); an optional jupytext YAML header between
-    ``# ---`` lines gives the notebook metadata (the kernelspec)."""
-    lines = text.splitlines()
-    metadata: dict[str, Any] = {}
-    if lines and lines[0].strip() == "# ---" and "# ---" in (line.strip() for line in lines[1:]):
-        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "# ---")
-        import yaml
-
-        header = yaml.safe_load("\n".join(line[2:] for line in lines[1:end])) or {}
-        metadata = header.get("jupyter", {}) if isinstance(header, dict) else {}
-        lines = lines[end + 1 :]
-    cells: list[dict[str, Any]] = []
-    kind, tags, body = "code", [], []
-    for line in [*lines, "# %%"]:  # a last marker flushes the last cell
-        marker = _PERCENT_CELL.match(line)
-        if not marker:
-            body.append(line)
-            continue
-        source = "\n".join(body).strip("\n")
-        if source or cells or kind != "code":
-            cells.append({"cell_type": kind, "metadata": {"tags": tags}, "source": source})
-        options = marker.group(1)
-        kind = (
-            "markdown"
-            if re.search(r"\[(markdown|md)\]", options)
-            else "raw"
-            if "[raw]" in options
-            else "code"
-        )
-        found = _TAGS.search(options)
-        tags = json.loads(found.group(1)) if found else []
-        body = []
-    return {"cells": cells, "metadata": metadata, "nbformat": 4, "nbformat_minor": 5}
