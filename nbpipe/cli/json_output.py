@@ -30,6 +30,16 @@ if TYPE_CHECKING:
 JSON_FORMAT = "nbpipe-build-events"
 #: ``status --json``'s format; versioned the same way.
 STATUS_FORMAT = "nbpipe-status"
+#: Characters a failure's message or traceback keeps in a ``--json`` line (head and tail).
+FAILURE_TEXT_LIMIT = 100_000
+
+
+def _cut(text: str, limit: int = FAILURE_TEXT_LIMIT) -> str:
+    """``text``, or its head and tail saying how much was cut between them."""
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n[... {len(text) - 2 * half} characters cut ...]\n{text[-half:]}"
 
 
 class _JsonStdout(Output):
@@ -125,7 +135,13 @@ class JsonOutput(_JsonStdout):
         return [self._event]
 
     def _event(self, event: Event) -> None:
-        self.write_json({"v": self.version, **event.to_dict()})
+        data = event.to_dict()
+        failure = data.get("failure")
+        if isinstance(failure, dict):  # a reader has a line limit: cut, never lose, the failure
+            for key in ("message", "traceback"):
+                if isinstance(failure.get(key), str):
+                    failure[key] = _cut(failure[key])
+        self.write_json({"v": self.version, **data})
 
     def finished(self, report: BuildReport, code: int) -> None:
         self._summary(

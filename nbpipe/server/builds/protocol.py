@@ -116,7 +116,9 @@ class Protocol:
             return "interrupted", "the build process was stopped by a signal"
         if code < 0:
             name = signal_name(-code)
-            return "error", f"the build process was killed by {name} (out of memory?)"
+            if -code == getattr(signal, "SIGKILL", None):  # what the out-of-memory killer sends
+                return "error", f"the build process was killed by {name} (out of memory?)"
+            return "error", f"the build process crashed ({name})"
         return "error", f"the build process exited with code {code}: {log_tail}"
 
 
