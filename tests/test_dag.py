@@ -94,7 +94,7 @@ def test_hook_signature_checked_at_render(workdir):
     task.on_finish = lambda task, reprot: None
     with pytest.raises(
         DAGRenderError,
-        match=r"on_finish hook .* asks for reprot; hooks can take: dag, params, product, task, upstream",
+        match=r"on_finish hook .* asks for reprot; hooks can take: client, dag, params, product, task, upstream",
     ):
         dag.render()
 

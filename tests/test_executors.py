@@ -147,7 +147,7 @@ def test_dag_on_failure_hook_gets_the_traceback(workdir):
     dag.on_failure = lambda dag, traceback: received.append(traceback)
     with pytest.raises(DAGBuildError):
         dag.build()
-    assert "this task is broken" in received[0]
+    assert "this task is broken" in received[0]["build"]  # Ploomber's dict
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])

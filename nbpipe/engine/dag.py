@@ -24,7 +24,12 @@ from nbpipe.engine.events import (
     TaskFailure,
     TaskStatus,
 )
-from nbpipe.engine.hooks import call_with_available, describe, missing_arguments
+from nbpipe.engine.hooks import (
+    call_with_available,
+    describe,
+    describe_exception,
+    missing_arguments,
+)
 from nbpipe.engine.plot import Mermaid, mermaid
 from nbpipe.engine.progress import ProgressObserver
 from nbpipe.engine.report import BuildReport
@@ -43,7 +48,7 @@ from nbpipe.tasks.base import Task
 
 logger = logging.getLogger("nbpipe")
 
-TASK_HOOK_ARGUMENTS = {"task", "product", "params", "upstream", "dag"}
+TASK_HOOK_ARGUMENTS = {"task", "product", "params", "upstream", "dag", "client"}
 DAG_HOOK_ARGUMENTS = {
     "on_render": {"dag"},
     "on_finish": {"dag", "report"},
@@ -179,9 +184,11 @@ class DAG:
             raise DAGRenderError(problems)
         for task in order:
             if task.on_render:
-                call_with_available(task.on_render, task.hook_arguments())
-        if self.on_render:
-            call_with_available(self.on_render, {"dag": self})
+                problems += _render_hook(task.name, task.on_render, task.hook_arguments())
+        if self.on_render and not problems:
+            problems += _render_hook("(dag)", self.on_render, {"dag": self})
+        if problems:  # a hook raised: the task errored in render, as in Ploomber
+            raise DAGRenderError(problems)
         return self
 
     @staticmethod
@@ -316,13 +323,16 @@ class DAG:
         report = BuildReport(report.state, pending=outcome)
         if outcome is BuildOutcome.FAILED:
             if self.on_failure:
-                text = "\n\n".join(
-                    f"{name}:\n{failure.text()}" for name, failure in failures.items()
-                )
+                error = DAGBuildError(failures)
+                traceback = BuildTraceback(build=f"{type(error).__module__}.DAGBuildError: {error}")
                 try:
                     call_with_available(
-                        self.on_failure, {"dag": self, "traceback": text, "report": report}
+                        self.on_failure, {"dag": self, "traceback": traceback, "report": report}
                     )
+                except DAGBuildEarlyStop as stop:  # as in Ploomber: no error, the build just ends
+                    return BuildOutcome.STOPPED_EARLY, str(
+                        stop
+                    ) or "the DAG's on_failure hook asked to stop"
                 except Exception:
                     logger.exception("The DAG's on_failure hook failed")
             return outcome, None
@@ -350,6 +360,27 @@ class DAG:
         if output is not None:
             diagram.write(output)
         return diagram
+
+
+class BuildTraceback(dict):
+    """What the DAG's ``on_failure`` hook gets as ``traceback``: Ploomber's dict, whose
+    ``'build'`` entry is the build error's text (every failed task's error and traceback). Its
+    ``str()`` is that text."""
+
+    def __str__(self) -> str:
+        return "\n\n".join(str(text) for text in self.values())
+
+
+def _render_hook(owner: str, hook, arguments: dict) -> list[tuple[str, str]]:
+    """Runs an ``on_render`` hook; what it raised as a render problem of ``owner`` (an early
+    stop goes through: it ends the build cleanly)."""
+    try:
+        call_with_available(hook, arguments)
+    except DAGBuildEarlyStop:
+        raise
+    except Exception as error:
+        return [(owner, f"on_render hook {describe(hook)} raised {describe_exception(error)}")]
+    return []
 
 
 def _hook_problem(kind: str, hook, missing: list[str], accepted: set[str]) -> str:

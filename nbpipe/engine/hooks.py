@@ -7,7 +7,11 @@ hook's signature into a clear error before anything runs.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import os
+import sysconfig
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -39,5 +43,25 @@ def call_with_available(fn: Callable, available: Mapping[str, Any]) -> Any:
 
 
 def describe(fn: Callable) -> str:
+    """How messages name a hook: its dotted path (``hooks.check``), also when the spec bound
+    keyword arguments to it (``{dotted_path: hooks.check, threshold: 3}``)."""
+    dotted = getattr(fn, "dotted_path", None)
+    if isinstance(dotted, str):
+        return dotted
+    while isinstance(fn, functools.partial):
+        fn = fn.func
     module = getattr(fn, "__module__", None) or "?"
     return f"{module}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def describe_exception(error: BaseException) -> str:
+    """``ValueError: message (at file:line)``: the exception and the line of the user's code
+    that raised it (the deepest frame outside Python's library and nbpipe)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    library = tuple(
+        {sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+        | {os.path.dirname(os.path.dirname(__file__))}
+    )
+    user = [frame for frame in frames if not frame.filename.startswith(library)] or frames
+    where = f" (at {user[-1].filename}:{user[-1].lineno})" if user else ""
+    return f"{type(error).__name__}: {error}{where}"

@@ -26,7 +26,6 @@ from nbpipe.server.builds import BuildManager, BuildSettings
 from nbpipe.server.handlers import handlers
 from nbpipe.server.pipelines import PipelineService, PipelineSettings
 from nbpipe.server.store import StoreThread, open_history
-from nbpipe.server.views import Snapshots
 
 EVENT_SCHEMA = Path(__file__).parent / "events" / "build.yaml"
 EVENT_SCHEMA_ID = "https://events.nbpipe.org/build/v2"
@@ -143,7 +142,6 @@ class NbpipeApp(ExtensionApp):
                 "nbpipe: %d build(s) were running when the server last stopped; marked interrupted",
                 len(interrupted),
             )
-        self.snapshots = Snapshots(self.root, self.store, self.builds)
         self.pipelines = PipelineService(
             self.root,
             self.store,

@@ -131,8 +131,22 @@ def import_callable(
         )
     if kwargs:
         check_keywords(fn, kwargs, file=file, line=line, key=key)
-        fn = functools.partial(fn, **kwargs)
+        fn = BoundCallable(fn, value, **kwargs)
     return fn
+
+
+class BoundCallable(functools.partial):
+    """A function with keyword arguments from the spec (``{dotted_path: hooks.check,
+    threshold: 3}``), which messages name by its dotted path: ``hooks.check(threshold=3)``."""
+
+    def __new__(cls, fn: Callable, dotted_path: str, /, **kwargs: Any) -> BoundCallable:
+        bound = super().__new__(cls, fn, **kwargs)
+        bound.dotted_path = dotted_path
+        return bound
+
+    def __repr__(self) -> str:
+        arguments = ", ".join(f"{name}={value!r}" for name, value in self.keywords.items())
+        return f"{self.dotted_path}({arguments})"
 
 
 def check_keywords(

@@ -180,6 +180,7 @@ class Task:
             "params": self.params,
             "upstream": self.upstream_products(),
             "dag": self.dag,
+            "client": None,  # Ploomber's task client: nbpipe tasks have none
         }
 
     # -- incremental builds ---------------------------------------------------------------------

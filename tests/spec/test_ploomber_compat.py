@@ -131,3 +131,142 @@ def test_wildcard_upstream_is_nested_under_its_pattern_in_notebooks_and_function
     printed = outputs_of(tmp_path / "out" / "summary.ipynb")
     assert "['fit-*', 'load'] ['fit-0', 'fit-1']" in printed
     assert "20 loaded" in printed
+
+
+# -- 3. hooks ---------------------------------------------------------------------------------
+HOOKS = """
+import json
+from pathlib import Path
+
+from nbpipe.exceptions import DAGBuildEarlyStop
+
+
+def make(product):
+    Path(product).write_text("made")
+
+
+def fail(product):
+    raise ValueError("boom in the task")
+
+
+def with_client(product, client):
+    Path(str(product) + ".client").write_text(repr(client))
+
+
+def render_with_client(task, client):
+    Path(str(task.product)).parent.mkdir(exist_ok=True)
+    Path(str(task.product) + ".rendered").write_text(repr(client))
+
+
+def on_failure(traceback, dag):
+    Path(dag["ok"].product).with_name("traceback.json").write_text(json.dumps(traceback))
+
+
+def on_failure_stop(traceback):
+    raise DAGBuildEarlyStop("failure handled")
+
+
+def needs(product, threshold, missing):
+    pass
+
+
+def not_ready(task):
+    raise ValueError(f"{task.name} is not ready")
+"""
+
+
+def test_task_hooks_may_ask_for_client_which_is_none(tmp_path):
+    write(tmp_path / "hooks_client.py", HOOKS)
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        tasks:
+          - source: hooks_client.make
+            product: out/a.txt
+            on_render: hooks_client.render_with_client
+            on_finish: hooks_client.with_client
+        """,
+    )
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    assert (tmp_path / "out" / "a.txt.client").read_text() == "None"
+    assert (tmp_path / "out" / "a.txt.rendered").read_text() == "None"
+
+
+def test_dag_on_failure_gets_ploombers_traceback_dict_and_may_stop_early(tmp_path):
+    from nbpipe.exceptions import DAGBuildError
+
+    write(tmp_path / "hooks_fail.py", HOOKS)
+    spec = """
+        on_failure: hooks_fail.{hook}
+        tasks:
+          - source: hooks_fail.make
+            name: ok
+            product: out/ok.txt
+          - source: hooks_fail.fail
+            product: out/bad.txt
+        """
+    write(tmp_path / "pipeline.yaml", spec.format(hook="on_failure"))
+
+    with pytest.raises(DAGBuildError):
+        DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    traceback = json.loads((tmp_path / "out" / "traceback.json").read_text())
+    assert list(traceback) == ["build"]  # Ploomber's on_failure gets only the build's
+    assert "fail" in traceback["build"] and "ValueError: boom in the task" in traceback["build"]
+
+    # DAGBuildEarlyStop raised by on_failure: the build ends without an error, as in Ploomber
+    write(tmp_path / "pipeline.yaml", spec.format(hook="on_failure_stop"))
+    report = DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+    assert report.stopped_early and report.stop_reason == "failure handled"
+    assert report["fail"].status.value == "failed"
+
+
+def test_a_hook_with_arguments_is_named_by_its_dotted_path(tmp_path):
+    from nbpipe.exceptions import DAGRenderError
+
+    write(tmp_path / "hooks_named.py", HOOKS)
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        tasks:
+          - source: hooks_named.make
+            product: out/a.txt
+            on_finish: {dotted_path: hooks_named.needs, threshold: 3}
+        """,
+    )
+
+    with pytest.raises(DAGRenderError) as raised:
+        DAGSpec(tmp_path / "pipeline.yaml").to_dag().render()
+
+    message = str(raised.value)
+    assert "on_finish hook hooks_named.needs asks for missing" in message
+    assert "functools" not in message and "partial" not in message
+
+
+def test_an_exception_in_on_render_is_a_render_error_naming_the_task(tmp_path):
+    from nbpipe.exceptions import DAGRenderError
+
+    write(tmp_path / "hooks_render.py", HOOKS)
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        tasks:
+          - source: hooks_render.make
+            name: first
+            product: out/a.txt
+            on_render: hooks_render.not_ready
+        """,
+    )
+    dag = DAGSpec(tmp_path / "pipeline.yaml").to_dag()
+
+    with pytest.raises(DAGRenderError) as raised:
+        dag.build()
+
+    [(task, message)] = raised.value.problems
+    assert task == "first"
+    assert "on_render hook hooks_render.not_ready" in message
+    assert "ValueError: first is not ready" in message
+    assert f"(at {tmp_path / 'hooks_render.py'}:" in message
+    assert not (tmp_path / "out" / "a.txt").exists()
