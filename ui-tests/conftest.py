@@ -214,6 +214,11 @@ def page(request, browser, lab: Lab, shots: Path):
     page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
     page.on("pageerror", lambda e: messages.append(f"pageerror: {e}"))
     page.set_default_timeout(30_000)
+    from playwright.sync_api import expect
+
+    # Assertions wait for what they expect (a state, a dialog, a theme) up to 15 s rather than
+    # Playwright's 5 s: two shared cores are slow while a build runs.
+    expect.set_options(timeout=15_000)
     yield page
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:

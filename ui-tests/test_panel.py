@@ -50,14 +50,20 @@ def task(page: Page, name: str):
 
 
 def accept_kernel_dialog(page: Page) -> None:
-    """A percent script without kernel metadata asks for a kernel when it opens: accept."""
-    dialog = page.locator(".jp-Dialog")
-    try:
-        dialog.wait_for(timeout=5_000)
-    except PlaywrightTimeout:
+    """A percent script without kernel metadata asks for a kernel once its notebook's session is
+    ready: accept. Waits for that moment (the dialog, or a Python kernel already chosen), not a fixed
+    time; a script opened in the editor (no jupytext) has no session and asks nothing."""
+    notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    editor = page.locator(".jp-FileEditor:not(.lm-mod-hidden)")
+    expect(notebook.or_(editor).first).to_be_visible(timeout=30_000)
+    if not notebook.count():
         return
-    dialog.get_by_role("button", name="Select").click()
-    expect(dialog).to_have_count(0)
+    dialog = page.locator(".jp-Dialog")
+    chosen = notebook.locator(".jp-Toolbar-kernelName", has_text="Python")
+    expect(dialog.or_(chosen).first).to_be_visible(timeout=60_000)
+    if dialog.count():
+        dialog.get_by_role("button", name="Select").click()
+        expect(dialog).to_have_count(0)
 
 
 def expect_states(page: Page, states: dict[str, str], timeout: float = BUILD_TIMEOUT) -> None:

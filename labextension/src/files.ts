@@ -19,12 +19,7 @@ export function productOf(product: Product | string): Product {
 /** Whether a pipeline task's source or product is at `path` (the notebook toolbar button). */
 export function pipelineOwns(detail: Pipeline, path: string): boolean {
   return detail.tasks.some(
-    t =>
-      t.source === path ||
-      t.products.some(p => {
-        const product = productOf(p);
-        return product.in_root && product.path === path;
-      })
+    t => t.source === path || t.products.some(p => p.in_root && p.path === path)
   );
 }
 

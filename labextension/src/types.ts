@@ -51,7 +51,10 @@ export interface BuildRecord {
   created: number;
   /** How many of the build's events this reflects. */
   seq: number;
-  /** Tasks per status. */
+  /**
+   * Tasks per status (only statuses that occur), in the server's answers; the panel derives its
+   * own from the tasks (`summary()` in model.ts).
+   */
   counts?: { [status: string]: number };
 }
 
@@ -77,17 +80,11 @@ export interface PipelineTask {
   kind: 'notebook' | 'function';
   source: string | null;
   upstream: string[];
-  /** Products as `{path, in_root}`, or as paths (relative when in the root). */
-  products: (Product | string)[];
+  products: Product[];
   state: PipelineTaskState;
   reasons: string[];
   last_built: number | null;
-  last_result: {
-    status?: TaskStatus;
-    state?: TaskStatus;
-    ended: number | null;
-    build_id: string;
-  } | null;
+  last_result: { state: TaskStatus; ended: number | null; build_id: string } | null;
 }
 
 export interface Pipeline {
