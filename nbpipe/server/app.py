@@ -26,6 +26,7 @@ from nbpipe.server.builds import BuildManager, BuildSettings
 from nbpipe.server.handlers import handlers
 from nbpipe.server.pipelines import PipelineService, PipelineSettings
 from nbpipe.server.store import StoreThread, open_history
+from nbpipe.server.views import Snapshots
 
 EVENT_SCHEMA = Path(__file__).parent / "events" / "build.yaml"
 EVENT_SCHEMA_ID = "https://events.nbpipe.org/build/v2"
@@ -142,6 +143,7 @@ class NbpipeApp(ExtensionApp):
                 "nbpipe: %d build(s) were running when the server last stopped; marked interrupted",
                 len(interrupted),
             )
+        self.snapshots = Snapshots(self.root, self.store, self.builds)
         self.pipelines = PipelineService(
             self.root,
             self.store,

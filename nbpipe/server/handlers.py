@@ -180,11 +180,8 @@ class BuildHandler(ApiHandler):
     @authorized
     async def get(self, build_id: str) -> None:
         build_id = self.build_id(build_id)
-        store = self.app.store
-        build = await store.call(store.store.get_build, build_id)
-        if build is None:
-            raise NotFound(f"no build {build_id!r}")
-        self.reply(views.build(self.app.root, build))
+        self.set_header("Content-Type", "application/json")
+        self.finish(await self.app.snapshots.get(build_id))
 
 
 class CancelHandler(ApiHandler):

@@ -290,6 +290,13 @@ class Store:
         ]
         return build
 
+    def get_seq(self, build_id: str) -> int | None:
+        """How many events the build's row reflects (None: no such build of this root)."""
+        row = self._db.execute(
+            "SELECT seq FROM builds WHERE id = ? AND root = ?", (build_id, self.root)
+        ).fetchone()
+        return None if row is None else row[0]
+
     def get_log(self, build_id: str) -> str | None:
         row = self._db.execute(
             "SELECT COALESCE(log, '') FROM builds WHERE id = ? AND root = ?", (build_id, self.root)

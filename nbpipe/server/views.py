@@ -16,10 +16,17 @@ rules. Formatting a failure for people is the browser's job (Python code that ne
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
 
 from nbpipe.server.discovery import relative_to_root
+from nbpipe.server.errors import NotFound
 from nbpipe.server.store import SERVER_FIELDS, STATE_FIELDS, TASK_FIELDS
+
+if TYPE_CHECKING:
+    from nbpipe.server.builds import BuildManager
+    from nbpipe.server.store import StoreThread
 
 #: A failure's fields that are paths.
 FAILURE_PATHS = ("source", "partial_notebook")
@@ -89,3 +96,38 @@ def event(root: str, data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(view.get("failure"), dict):
         view["failure"] = failure(root, view["failure"])
     return view
+
+
+class Snapshots:
+    """Build snapshots serialised once per (build, seq): clients polling a build get the same
+    bytes until an event changes it, instead of a store read and a serialisation each (on the
+    event loop). A running build's seq is the manager's (events are recorded in seq order
+    before a later read runs on the store's thread); another build's is read from its row."""
+
+    def __init__(self, root: str, store: StoreThread, builds: BuildManager, size: int = 256):
+        self.root = root
+        self.store = store
+        self.builds = builds
+        self.size = size
+        self._cache: OrderedDict[str, tuple[int, bytes]] = OrderedDict()
+
+    async def get(self, build_id: str) -> bytes:
+        running = self.builds.active.get(build_id)
+        seq = getattr(running, "seq", None)
+        if seq is None:
+            seq = await self.store.call(self.store.store.get_seq, build_id)
+            if seq is None:
+                raise NotFound(f"no build {build_id!r}")
+        cached = self._cache.get(build_id)
+        if cached is not None and cached[0] == seq:
+            self._cache.move_to_end(build_id)
+            return cached[1]
+        record = await self.store.call(self.store.store.get_build, build_id)
+        if record is None:
+            raise NotFound(f"no build {build_id!r}")
+        data = json.dumps(build(self.root, record)).encode()
+        self._cache[build_id] = (record["seq"], data)
+        self._cache.move_to_end(build_id)
+        while len(self._cache) > self.size:
+            self._cache.popitem(last=False)
+        return data

@@ -421,3 +421,19 @@ async def test_a_pipeline_builds_once_through_a_symlinked_folder_alias(jp_fetch,
     assert code == 409 and reply["build_id"] == first, reply
     await api(jp_fetch, "builds", first, "cancel", method="POST")
     assert (await wait_for(jp_fetch, first))["state"] == "cancelled"
+
+
+async def test_a_snapshot_is_serialised_once_per_event(jp_fetch, jp_root_dir, monkeypatch):
+    """Polling clients get the snapshot serialised once per (build, seq), not per request
+    (issue 10: 20 clients polling slowed a large build down)."""
+    from nbpipe.server import views
+
+    pipeline = write_functions(jp_root_dir, "p", {"a": write_text("a")})
+    build = await wait_for(jp_fetch, await start_build(jp_fetch, pipeline))
+    serialised = []
+    real = views.build
+    monkeypatch.setattr(views, "build", lambda root, rec: serialised.append(rec) or real(root, rec))
+    for _ in range(5):
+        code, again = await api(jp_fetch, "builds", build["id"])
+        assert code == 200 and again == build
+    assert len(serialised) <= 1
