@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.utils import ensure_async
 from tornado import web
 from tornado.web import HTTPError
 
@@ -127,7 +128,13 @@ class PipelineHandler(ApiHandler):
     @authorized
     async def get(self, path: str) -> None:
         refresh = self.bool_argument("refresh")
-        self.reply(await self.app.pipelines.detail(path, refresh=refresh))
+        # Loading a pipeline imports its modules (user code): only for users who may execute.
+        may_execute = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "execute", "nbpipe:builds")
+        )
+        self.reply(
+            await self.app.pipelines.detail(path, refresh=refresh, run_code=bool(may_execute))
+        )
 
 
 class BuildsHandler(ApiHandler):

@@ -24,7 +24,7 @@ from nbpipe.engine.events import EVENT_SCHEMA_VERSION
 from nbpipe.server import procs, views
 from nbpipe.server.builds import BuildManager
 from nbpipe.server.discovery import canonical, display, find_pipelines, resolve_pipeline
-from nbpipe.server.errors import ApiError, Unprocessable
+from nbpipe.server.errors import ApiError, Forbidden, Unprocessable
 from nbpipe.server.store import StoreThread
 from nbpipe.spec.env import env_files_for
 
@@ -104,10 +104,23 @@ class PipelineService:
             ],
         }
 
-    async def detail(self, relative: str, refresh: bool = False) -> dict[str, Any]:
+    async def detail(
+        self, relative: str, refresh: bool = False, run_code: bool = True
+    ) -> dict[str, Any]:
+        """One pipeline's tasks and status. Loading it runs its code (task modules are
+        imported): without ``run_code`` (a user who may not execute), the status last loaded
+        for someone who may is served as it is, or a 403 says why there is none."""
         spec_path = await self.resolve(relative)
         relative = canonical(relative)
-        status = (await self._loaded(relative, str(spec_path), refresh)).status
+        if run_code:
+            status = (await self._loaded(relative, str(spec_path), refresh)).status
+        elif relative in self._cache:
+            status = self._cache[relative][1].status
+        else:
+            raise Forbidden(
+                f"loading {relative} runs its code, which needs the permission to execute "
+                "(nbpipe:builds execute), and no status was loaded earlier by a user who has it"
+            )
         last = await self.store.call(self.store.store.last_task_results, relative)
         latest = await self._latest([relative])
         tasks = []

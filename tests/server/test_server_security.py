@@ -79,6 +79,23 @@ class TestAuthorization:
             ("write", "nbpipe:builds"),
         ]
 
+    async def test_a_user_who_may_not_execute_does_not_run_a_pipelines_code(
+        self, jp_fetch, jp_root_dir, tmp_path
+    ):
+        """Loading a pipeline for its status imports its task modules: a user who may not
+        execute gets the last status loaded for someone who may, or a 403, never a load
+        (issue 10)."""
+        imported = tmp_path / "imported"
+        folder = jp_root_dir / "p"
+        folder.mkdir()
+        (folder / "fns.py").write_text(
+            f"open({str(imported)!r}, 'w').close()\n\ndef a(product):\n    pass\n"
+        )
+        (folder / "pipeline.yaml").write_text("tasks:\n  - {source: fns.a, product: a.txt}\n")
+        code, reply = await api(jp_fetch, "pipelines", "p", "pipeline.yaml")
+        assert code == 403 and "execute" in reply["message"], reply
+        assert not imported.exists()
+
 
 async def test_cookie_authenticated_posts_need_the_xsrf_token(
     jp_serverapp, http_server_client, jp_base_url, jp_root_dir
