@@ -29,7 +29,7 @@ from nbpipe.spec.errors import (
     listing,
 )
 from nbpipe.spec.extract import MISSING, Declaration, function_upstream, read_notebook_declaration
-from nbpipe.spec.task_specs import TaskSpec, read_product
+from nbpipe.spec.task_specs import TaskSpec, product_origin, read_product, task_origin
 from nbpipe.spec.yamlfile import YamlMap, line_of
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def assemble_dag(
 
 # -- functions ------------------------------------------------------------------------------------
 def _import_function(task: TaskSpec, origin: Origin) -> Callable:
+    origin = task_origin(task, origin)
     if "." not in task.source.strip("."):
         raise origin.error(
             MissingSourceError,
@@ -102,6 +103,7 @@ def _function_upstream(
     task: TaskSpec, fn: Callable, meta: dict[str, bool], origin: Origin
 ) -> Declared:
     """The ``upstream['x']`` names the function uses (or the spec's list when extraction is off)."""
+    origin = task_origin(task, origin)
     if not meta["extract_upstream"]:
         return task.upstream or [], origin.file, line_of(task.entry, "upstream") or task.line
     names = function_upstream(fn)
@@ -116,6 +118,7 @@ def _function_upstream(
 # -- notebooks ------------------------------------------------------------------------------------
 def _read_notebook(task: TaskSpec, origin: Origin) -> Declaration:
     """What the notebook's parameters cell declares (``upstream``, ``product``)."""
+    origin = task_origin(task, origin)
     from nbpipe.notebooks.source import NotebookSource
 
     path = Path(task.options["source"])
@@ -159,6 +162,7 @@ def _add_notebook(dag: DAG, task: TaskSpec, declaration: Declaration, origin: Or
 
 def _extracted_product(task: TaskSpec, declaration: Declaration, origin: Origin) -> Any:
     """The product the notebook declares (``meta.extract_product``), resolved like the spec's."""
+    origin = product_origin(task, origin)
     product = declaration.product
     if product is MISSING or product is None:
         raise origin.error(
@@ -177,6 +181,7 @@ def _notebook_upstream(
     task: TaskSpec, declaration: Declaration, meta: dict[str, bool], origin: Origin
 ) -> Declared:
     """The notebook's ``upstream`` declaration (or the spec's list when extraction is off)."""
+    origin = task_origin(task, origin)
     if not meta["extract_upstream"]:
         return task.upstream or [], origin.file, line_of(task.entry, "upstream") or task.line
     return declaration.upstream or [], task.options["source"], declaration.line

@@ -14,9 +14,14 @@ cycle. Built-ins, computed only when used:
 ``{{git}}``   the current git branch (the short commit hash when detached)
 ``{{git_hash}}`` the short commit hash
 
-Command-line overrides (``--env n_rows=100``) replace ``env.yaml`` values; their text is read as
-YAML, so ``100`` is an int. Overrides may only set keys that ``env.yaml`` declares, so a typo is
-an error instead of being ignored.
+``env.yaml`` may set a built-in's name, and its value then wins (``user: ci``), as in Ploomber.
+
+Overrides (``DAGSpec(path, env={...})``, ``--env n_rows=100``) are the env, with ``env.yaml``'s
+values as defaults, as in Ploomber: they replace its values (``paths.data`` reaches into a
+mapping) and may add keys it lacks; text is read as YAML, so ``100`` is an int. ``env`` may also
+name a YAML file (``env='env.ci.yaml'``), whose values replace ``env.yaml``'s. An added key that
+nothing uses and that looks like a declared one (``n_row`` for ``n_rows``) is a typo, an error;
+one unlike any is a warning (``unused_overrides``), as Ploomber warns about unused values.
 """
 
 from __future__ import annotations
@@ -73,43 +78,66 @@ class Env:
         self._resolving: list[str] = []  # env.yaml names being filled in, to catch a cycle
         self._resolving_lines: dict[str, int | None] = {}
         self._rendered: dict[str, Any] = {}  # env.yaml values with their placeholders filled in
-        for key in BUILT_INS:
-            if key in self.values:
-                raise PlaceholderError(
-                    f"{key!r} is a built-in placeholder and cannot be set in env.yaml",
-                    file=file,
-                    line=_line(values, key),
-                    key=key,
-                )
+        self.used: set[str] = set()  # the top-level names a placeholder looked up
+        self.added: list[str] = []  # override keys that env.yaml does not declare
         for key, value in (overrides or {}).items():
             self._override(key, value)
 
     @classmethod
-    def for_spec(cls, spec_path: Path | None, folder: Path, overrides=None) -> Env:
-        """The env of a spec: its ``env.yaml`` (if any) plus ``overrides``."""
+    def for_spec(
+        cls,
+        spec_path: Path | None,
+        folder: Path,
+        overrides: Mapping[str, Any] | str | os.PathLike | None = None,
+    ) -> Env:
+        """The env of a spec: its ``env.yaml`` (if any) plus ``overrides``: a mapping, or the
+        path of a YAML file (relative to the working directory) whose values replace
+        ``env.yaml``'s."""
         values: Mapping[str, Any] = {}
         file = None
         if spec_path is not None:
             env_path = env_file_for(spec_path)
             if env_path.exists():
                 file = str(env_path)
-                loaded = load_yaml_file(env_path)
-                if loaded is None:
-                    loaded = {}
-                if not isinstance(loaded, dict):
-                    raise PlaceholderError(
-                        "env.yaml must be a mapping of names to values",
-                        file=file,
-                        line=getattr(loaded, "line", 1),
-                    )
-                values = loaded
+                values = _read_env_file(env_path)
+        if isinstance(overrides, (str, os.PathLike)):
+            path = Path(overrides).absolute()
+            if not path.is_file():
+                raise PlaceholderError(f"env file {path} does not exist", key="env")
+            given = _read_env_file(path)
+            merged = YamlMap(given, line=given.line)
+            merged.update({key: value for key, value in values.items() if key not in given})
+            merged.lines = {**getattr(values, "lines", {}), **given.lines}
+            merged.value_lines = {**getattr(values, "value_lines", {}), **given.value_lines}
+            return cls(folder, merged, None, str(path))
         return cls(folder, values, overrides, file)
+
+    def unused_overrides(self) -> list[str]:
+        """The keys the overrides added that no placeholder used (call after rendering)."""
+        return [key for key in self.added if key not in self.used]
+
+    def check_unused(self, warn: Callable[[str], None]) -> None:
+        """An added override key that nothing used is a typo when it looks like a declared key
+        (a ``PlaceholderError``), else a warning."""
+        declared = [key for key in self.values if key not in self.added]
+        for key in self.unused_overrides():
+            hint = did_you_mean(key, declared)
+            where = f"env.yaml ({self.file})" if self.file else "env.yaml (there is none)"
+            if hint:
+                raise PlaceholderError(
+                    f"--env {key}: {key!r} is not declared in {where} and the spec does not "
+                    f"use it{hint}; keys: {listing(declared)}",
+                    key=key,
+                )
+            warn(f"env value {key!r} is not used by the spec")
 
     # -- values ---------------------------------------------------------------------------------
     def _override(self, key: str, value: Any) -> None:
-        if key in BUILT_INS:
-            raise PlaceholderError(f"--env {key}: {key!r} is a built-in and cannot be overridden")
         parts = key.split(".")
+        if len(parts) == 1 and key not in self.values:  # the env may add keys, as in Ploomber
+            self.values[key] = _parsed(value)
+            self.added.append(key)
+            return
         target = self.values
         for depth, part in enumerate(parts):
             if not isinstance(target, Mapping) or part not in target:
@@ -122,17 +150,18 @@ class Env:
                     key=key,
                 )
             if depth == len(parts) - 1:
-                target[part] = parse_scalar(value) if isinstance(value, str) else value
+                target[part] = _parsed(value)
             else:
                 target = target[part]
 
     def names(self) -> list[str]:
-        return [*self.values, *BUILT_INS]
+        return list(dict.fromkeys([*self.values, *BUILT_INS]))
 
     def lookup(self, name: str, file: str | None, line: int | None, where: str) -> Any:
-        if name in BUILT_INS:
-            return self._built_in(name, file, line)
         parts = name.split(".")
+        self.used.add(parts[0])
+        if name in BUILT_INS and name not in self.values:  # env.yaml's own value wins
+            return self._built_in(name, file, line)
         value: Any = self.values
         for depth, part in enumerate(parts):
             if not isinstance(value, Mapping) or part not in value:
@@ -237,6 +266,23 @@ class Env:
             return str(self.lookup(name.group(1), file, line, where))
 
         return _PLACEHOLDER.sub(substitute, text)
+
+
+def _parsed(value: Any) -> Any:
+    return parse_scalar(value) if isinstance(value, str) else value
+
+
+def _read_env_file(path: Path) -> YamlMap:
+    loaded = load_yaml_file(path)
+    if loaded is None:
+        loaded = YamlMap(line=1)
+    if not isinstance(loaded, dict):
+        raise PlaceholderError(
+            f"{path.name} must be a mapping of names to values",
+            file=str(path),
+            line=getattr(loaded, "line", 1),
+        )
+    return loaded
 
 
 def _join(where: str, key: Any) -> str:

@@ -64,6 +64,10 @@ class TaskSpec:
     upstream: list[str] | None = None  # given in the spec (extract_upstream: false)
     options: dict[str, Any] = field(default_factory=dict)  # NotebookRunner keyword arguments
     grid_index: int | None = None
+    file: str | None = None  # the file the task is written in (meta.import_tasks_from's)
+    #: the folder its relative products resolve against, when not the spec's
+    #: (meta.product_relative_to_source)
+    product_folder: str | None = None
 
     @property
     def source_path(self) -> Path | None:
@@ -121,6 +125,15 @@ def _read_task(
         )
     kind = "notebook" if _is_path(source, origin) else "function"
     _check_task_values(entry, where, kind, meta, origin)
+    if meta["extract_product"] and kind in ("notebook", "script") and entry.get("product"):
+        raise origin.error(
+            InvalidValueError,
+            f"{where}.product is read from the source's parameters cell when "
+            "meta.extract_product is true (as in Ploomber); remove this key, or set "
+            "meta.extract_product: false",
+            line_of(entry, "product"),
+            key=f"{where}.product",
+        )
 
     options: dict[str, Any] = {}
     if kind == "notebook":
@@ -156,6 +169,12 @@ def _read_task(
         params=plain(entry.get("params") or {}),
         upstream=upstream,
         options=options,
+        file=origin.file,
+        product_folder=(
+            str(Path(options["source"]).parent)
+            if meta.get("product_relative_to_source") and kind != "function"
+            else None
+        ),
     )
     if "grid" in entry:
         return _expand_grid(template, where, origin)
@@ -166,7 +185,7 @@ def _read_task(
             line,
             key=f"{where}.grid",
         )
-    product = read_product(template.product, entry, where, origin)
+    product = read_product(template.product, entry, where, product_origin(template, origin))
     return [dataclasses.replace(template, product=product)]
 
 
@@ -268,7 +287,7 @@ def _check_task_values(
             line_of(entry["params"], reserved[0]),
             key=f"{where}.params.{reserved[0]}",
         )
-    if "upstream" in entry and meta["extract_upstream"]:
+    if entry.get("upstream") and meta["extract_upstream"]:  # an empty list is fine
         raise origin.error(
             InvalidValueError,
             f"{where}.upstream is only read when meta.extract_upstream is false; with "
@@ -337,6 +356,24 @@ def _grid_product(
     if isinstance(product, dict):
         return {key: one(path, f"{where}.product.{key}") for key, path in product.items()}
     return one(product, f"{where}.product")
+
+
+def task_origin(task: TaskSpec, origin: Origin) -> Origin:
+    """``origin`` for errors about ``task``: naming the file it is written in (a task from
+    ``meta.import_tasks_from``'s file is not in the spec's)."""
+    if task.file is None or task.file == origin.file:
+        return origin
+    return dataclasses.replace(origin, file=task.file)
+
+
+def product_origin(task: TaskSpec, origin: Origin) -> Origin:
+    """``task_origin``, resolving relative products against the task's source folder with
+    ``meta.product_relative_to_source`` (not for grids, whose products Ploomber resolves
+    against the spec's folder all the same, nor functions, which have no source folder)."""
+    origin = task_origin(task, origin)
+    if task.product_folder is None or task.grid_index is not None:
+        return origin
+    return dataclasses.replace(origin, folder=Path(task.product_folder))
 
 
 def read_product(product: Any, entry: Mapping, where: str, origin: Origin) -> Any:

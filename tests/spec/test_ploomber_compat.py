@@ -270,3 +270,205 @@ def test_an_exception_in_on_render_is_a_render_error_naming_the_task(tmp_path):
     assert "ValueError: first is not ready" in message
     assert f"(at {tmp_path / 'hooks_render.py'}:" in message
     assert not (tmp_path / "out" / "a.txt").exists()
+
+
+# -- 4. env.yaml, the env argument, meta, location --------------------------------------------
+ECHO = """
+import json
+from pathlib import Path
+
+def echo(product, **params):
+    Path(product).parent.mkdir(parents=True, exist_ok=True)
+    Path(product).write_text(json.dumps(params, sort_keys=True))
+"""
+
+
+def test_env_yaml_may_override_built_ins_and_the_env_argument_is_the_env(tmp_path):
+    from nbpipe.spec import PlaceholderError
+
+    write(tmp_path / "fns_env_compat.py", ECHO)
+    write(tmp_path / "env.yaml", "user: someone\nroot: /the/root\nn: 1\npaths: {x: 1, y: 2}\n")
+    write(tmp_path / "other.yaml", "n: 7\nextra: from-file\n")
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        tasks:
+          - source: fns_env_compat.echo
+            product: 'out/{{user}}-{{n}}.json'
+            params: {root: '{{root}}', paths: '{{paths}}', extra: '{{extra}}'}
+        """,
+    )
+    spec_path = tmp_path / "pipeline.yaml"
+
+    def built(env) -> dict:
+        spec = DAGSpec(spec_path, env=env)
+        dag = spec.to_dag()
+        dag.build()
+        [task] = dag.values()
+        return json.loads(Path(str(task.product)).read_text())
+
+    # env.yaml's user and root replace the built-ins, as in Ploomber; a dict is the env: it
+    # adds keys (extra) and replaces env.yaml's (n, and paths as a whole)
+    params = built({"extra": "from-dict", "n": 2, "paths": {"x": 5}})
+    assert params == {"root": "/the/root", "paths": {"x": 5}, "extra": "from-dict"}
+    assert (tmp_path / "out" / "someone-2.json").exists()
+
+    # a path names the env file, whose values replace env.yaml's
+    params = built(str(tmp_path / "other.yaml"))
+    assert params["extra"] == "from-file" and params["paths"] == {"x": 1, "y": 2}
+    assert (tmp_path / "out" / "someone-7.json").exists()
+
+    # a key nothing declares or uses that looks like a declared one is a typo
+    with pytest.raises(PlaceholderError, match=r"'nn' is not declared.*did you mean 'n'"):
+        DAGSpec(spec_path, env={"nn": 3, "extra": "x"})
+    spec = DAGSpec(spec_path, env={"unrelated_setting": 3, "extra": "x"})  # Ploomber warns
+    assert any("unrelated_setting" in warning for warning in spec.warnings)
+
+
+def test_import_tasks_from_adds_tasks_with_sources_relative_to_their_file(tmp_path):
+    write(tmp_path / "fns_import.py", ECHO)
+    notebook(
+        tmp_path / "more" / "nb.py",
+        upstream="['first']",
+        body="print('n is', n, 'upstream', sorted(upstream))",
+        extra="n = 0",
+    )
+    write(tmp_path / "env.yaml", "n: 3\n")
+    write(
+        tmp_path / "more" / "tasks.yaml",
+        """
+        - source: nb.py                       # more/nb.py, beside this file
+          product: out/nb.ipynb               # relative to pipeline.yaml's folder
+          params: {n: '{{n}}'}
+        """,
+    )
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        meta:
+          import_tasks_from: more/tasks.yaml
+        tasks:
+          - source: fns_import.echo
+            name: first
+            product: out/first.json
+        """,
+    )
+
+    spec = DAGSpec(tmp_path / "pipeline.yaml")
+    spec.to_dag().build()
+
+    assert spec.task_names == ["first", "nb"]
+    assert "n is 3 upstream ['first']" in outputs_of(tmp_path / "out" / "nb.ipynb")
+
+
+def test_product_relative_to_source(tmp_path):
+    write(tmp_path / "fns_relative.py", ECHO)
+    notebook(tmp_path / "sub" / "nb.py", extra="k = 0")
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        meta:
+          product_relative_to_source: true
+        tasks:
+          - source: sub/nb.py
+            product: out/nb.ipynb
+          - source: sub/nb.py
+            name: g-
+            product: out/g.ipynb
+            grid: {k: [1]}
+          - source: fns_relative.echo
+            product: out/f.json
+        """,
+    )
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    assert (tmp_path / "sub" / "out" / "nb.ipynb").exists()  # beside its source
+    assert (tmp_path / "out" / "g-0.ipynb").exists()  # Ploomber ignores it for grids
+    assert (tmp_path / "out" / "f.json").exists()  # a function has no source folder
+
+
+def test_extraction_off_takes_the_spec_upstream_with_wildcards(tmp_path):
+    write(
+        tmp_path / "fns_noextract.py",
+        """
+        from pathlib import Path
+
+        def fit(product, n):
+            Path(product).write_text(str(n))
+
+        def collect(product, upstream):
+            fits = upstream['fit-*']
+            Path(product).write_text(",".join(Path(fits[name]).read_text() for name in sorted(fits)))
+        """,
+    )
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        meta:
+          extract_upstream: false
+        tasks:
+          - source: fns_noextract.fit
+            name: fit-
+            product: out/fit.txt
+            upstream: []
+            grid: {n: [1, 2]}
+          - source: fns_noextract.collect
+            product: out/collect.txt
+            upstream: [fit-*]
+        """,
+    )
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    assert (tmp_path / "out" / "collect.txt").read_text() == "1,2"
+
+
+def test_an_empty_upstream_key_is_accepted_with_extraction_on(tmp_path):
+    write(tmp_path / "fns_empty.py", ECHO)
+    write(
+        tmp_path / "pipeline.yaml",
+        "tasks:\n  - {source: fns_empty.echo, product: out/a.json, upstream: []}\n",
+    )
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    assert (tmp_path / "out" / "a.json").exists()
+
+
+def test_location_names_a_function_returning_the_dag(tmp_path):
+    from nbpipe.spec import InvalidValueError
+
+    write(
+        tmp_path / "factory_compat.py",
+        """
+        from pathlib import Path
+
+        from nbpipe import DAG
+        from nbpipe.products import File
+        from nbpipe.tasks import PythonCallable
+
+        def write(product):
+            Path(product).write_text("from the factory")
+
+        def make():
+            dag = DAG()
+            PythonCallable(write, File(Path(__file__).parent / "out.txt"), dag)
+            return dag
+
+        def not_a_dag():
+            return 42
+        """,
+    )
+    write(tmp_path / "pipeline.yaml", "location: factory_compat.make\n")
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    assert (tmp_path / "out.txt").read_text() == "from the factory"
+    write(tmp_path / "pipeline.yaml", "location: factory_compat.make\ntasks: []\n")
+    with pytest.raises(InvalidValueError, match="no other keys"):
+        DAGSpec(tmp_path / "pipeline.yaml")
+    write(tmp_path / "pipeline.yaml", "location: factory_compat.not_a_dag\n")
+    with pytest.raises(InvalidValueError, match="returned int 42, not a DAG") as raised:
+        DAGSpec(tmp_path / "pipeline.yaml").to_dag()
+    assert raised.value.line == 1
