@@ -174,7 +174,24 @@ def _extracted_product(task: TaskSpec, declaration: Declaration, origin: Origin)
             task=task.name,
         )
     entry = YamlMap({"product": product}, line=task.line)
-    return read_product(product, entry, f"task {task.name!r} (from its notebook)", origin)
+    where = f"task {task.name!r} (from its notebook)"
+    if task.grid_index is not None:  # numbered and filled in as a grid product written in the spec
+        product = _numbered(product, task, origin, where)
+    return read_product(product, entry, where, origin)
+
+
+def _numbered(product: Any, task: TaskSpec, origin: Origin, where: str) -> Any:
+    from nbpipe.spec import grid
+
+    def one(path: Any) -> Any:
+        if not isinstance(path, str):
+            return path
+        numbered = grid.indexed_path(path, task.grid_index)
+        return grid.substitute(numbered, task.params, task.params, origin.file, task.line, where)
+
+    if isinstance(product, dict):
+        return {key: one(path) for key, path in product.items()}
+    return one(product)
 
 
 def _notebook_upstream(

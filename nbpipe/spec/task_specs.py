@@ -197,8 +197,9 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
     if "name" not in entry:  # Ploomber requires a name; nbpipe numbers the source's: fit-0, ...
         base_name += "-"
     combos = grids.combinations(entry["grid"], origin.file, line_of(entry, "grid"))
-    known = {name for combo in combos for name in combo}
-    clash = sorted(set(template.params) & known)
+    clash = sorted(set(template.params) & {name for combo in combos for name in combo})
+    # [[placeholders]] may name params too: Ploomber renders names and products with both
+    known = {*template.params, *(name for combo in combos for name in combo)}
     if clash:
         raise origin.error(
             GridError,
@@ -212,7 +213,12 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
     for i, combo in enumerate(combos):
         if grids.has_placeholder(base_name):
             name = grids.substitute(
-                base_name, combo, known, origin.file, line_of(entry, "name"), f"{where}.name"
+                base_name,
+                {**template.params, **combo},
+                known,
+                origin.file,
+                line_of(entry, "name"),
+                f"{where}.name",
             )
         else:
             name = grids.indexed_name(base_name, i)
@@ -226,7 +232,8 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
                 key=f"{where}.name",
             )
         names_seen[name] = i
-        product = _grid_product(template.product, combo, known, i, entry, where, origin)
+        values = {**template.params, **combo}
+        product = _grid_product(template.product, values, known, i, entry, where, origin)
         tasks.append(
             dataclasses.replace(
                 template,

@@ -79,6 +79,40 @@ def test_grid_groups_with_different_placeholders_build_at_ploombers_paths(tmp_pa
     assert (out / "plain-1.csv").read_text() == "6"
 
 
+def test_grid_placeholders_may_name_params_and_extracted_products_are_numbered(tmp_path):
+    write(
+        tmp_path / "nb.py",
+        """
+        # %% tags=["parameters"]
+        upstream = None
+        product = 'out/nb-[[kind]].ipynb'
+        kind = ''
+        alpha = 0
+
+        # %%
+        print(kind, alpha)
+        """,
+    )
+    write(
+        tmp_path / "pipeline.yaml",
+        """
+        meta:
+          extract_product: true
+        tasks:
+          - source: nb.py
+            name: nb-[[kind]]-[[alpha]]
+            params: {kind: a}
+            grid: {alpha: [1]}
+        """,
+    )
+
+    spec = DAGSpec(tmp_path / "pipeline.yaml")
+    spec.to_dag().build()
+
+    assert spec.task_names == ["nb-a-1"]
+    assert "a 1" in outputs_of(tmp_path / "out" / "nb-a-0.ipynb")
+
+
 # -- 2. wildcard upstream ---------------------------------------------------------------------
 def test_wildcard_upstream_is_nested_under_its_pattern_in_notebooks_and_functions(tmp_path):
     write(
