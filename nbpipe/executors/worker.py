@@ -6,6 +6,7 @@ survive pickling back to the scheduler.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import multiprocessing
 import os
@@ -49,8 +50,12 @@ def run_job(job) -> Outcome:
 
 
 def describe_error(task: str, error: BaseException) -> TaskFailure:
-    """The error as data: for a notebook, its failing cell and line; else the traceback from the
-    user's code on."""
+    """The error as data: for a notebook, its failing cell and line; for an error that carries
+    its own ``task_failure`` (a task's program that failed in a child process, see
+    ``nbpipe.tasks.child``), that; else the traceback from the user's code on."""
+    carried = getattr(error, "task_failure", None)
+    if isinstance(carried, TaskFailure):
+        return dataclasses.replace(carried, task=task)
     if isinstance(error, NotebookExecutionError):
         return TaskFailure(
             task=task,

@@ -27,6 +27,15 @@ __all__ = ["NotebookSource", "kernel_language", "quiet_kernel_arguments", "read_
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 
+#: A script's language by its format (its lowercased extension), when the notebook does not say
+#: (as jupytext reads the extension; an ``.ipynb`` says it in its metadata).
+FORMAT_LANGUAGES = {"py": "python", "r": "R", "rmd": "R", "jl": "julia"}
+#: The kernel for a language when the notebook names none, as Ploomber picks it (IRkernel's
+#: kernel is ``ir``). Julia's is named after its version (``julia-1.10``): see default_kernel.
+LANGUAGE_KERNELS = {"python": "python3", "r": "ir"}
+#: jupytext's format names where they are not the lowercased extension.
+JUPYTEXT_FORMATS = {"rmd": "Rmd"}
+
 
 @dataclass(frozen=True)
 class NotebookSource:
@@ -54,8 +63,9 @@ class NotebookSource:
                 pass  # jupytext reads it (or says what is wrong with it)
         import jupytext
 
-        notebook = json.loads(json.dumps(jupytext.reads(text, fmt=suffix)))
-        return cls(path, notebook, text, suffix)
+        fmt = JUPYTEXT_FORMATS.get(suffix, suffix)
+        notebook = json.loads(json.dumps(jupytext.reads(text, fmt=fmt)))
+        return cls(path, notebook, text, fmt)
 
     @property
     def code_cells(self) -> list[dict[str, Any]]:
@@ -74,7 +84,24 @@ class NotebookSource:
         return hashlib.sha256(text.encode()).hexdigest()
 
     def kernel_name(self) -> str | None:
-        return self.notebook.get("metadata", {}).get("kernelspec", {}).get("name")
+        """The notebook's kernel, else the one for its language (``.R`` -> ``ir``)."""
+        named = self.notebook.get("metadata", {}).get("kernelspec", {}).get("name")
+        return named or default_kernel(self.language())
+
+    def language(self) -> str | None:
+        return notebook_language(self.notebook, self.format)
+
+
+def notebook_language(notebook: dict[str, Any], fmt: str) -> str | None:
+    """A notebook's language: its kernelspec's, its ``language_info``, else what jupytext or
+    the format (the extension) says: ``r``/``Rmd`` R, ``jl`` julia, ``py`` python."""
+    metadata = notebook.get("metadata", {})
+    return (
+        metadata.get("kernelspec", {}).get("language")
+        or metadata.get("language_info", {}).get("name")
+        or metadata.get("jupytext", {}).get("main_language")
+        or FORMAT_LANGUAGES.get(fmt.lower().lstrip("."))
+    )
 
 
 def _tags(cell: dict[str, Any]) -> list[str]:
@@ -92,13 +119,48 @@ def _kernel_specs():
     return KernelSpecManager().get_all_specs()
 
 
+def default_kernel(language: str | None) -> str | None:
+    """The kernel that runs a notebook in ``language`` when the notebook names none: Ploomber's
+    choice (``python3``; ``ir`` for R), else an installed kernel for the language (Julia's is
+    named after its version), else the language's name, which ``kernel_language`` then reports
+    as not installed. None when the language is unknown."""
+    if not language:
+        return None
+    language = language.lower()
+    if language in LANGUAGE_KERNELS:
+        return LANGUAGE_KERNELS[language]
+    installed = sorted(
+        name
+        for name, spec in _kernel_specs().items()
+        if str(spec["spec"].get("language", "")).lower() == language
+    )
+    return installed[0] if installed else language
+
+
+def _install_advice(name: str) -> str:
+    """How to get kernel ``name`` when it is one nbpipe picks for R or Julia notebooks."""
+    if name == "ir":
+        return (
+            "R notebooks (.R, .r, .Rmd) run in IRkernel's kernel 'ir': install R and IRkernel "
+            "(in R: install.packages('IRkernel'); IRkernel::installspec()), or set "
+            "kernelspec_name to choose another kernel."
+        )
+    if name == "julia" or name.startswith("julia-"):
+        return (
+            "Julia notebooks (.jl) run in IJulia's kernel (named julia-<version>): install Julia "
+            'and IJulia (in Julia: using Pkg; Pkg.add("IJulia")), or set kernelspec_name to '
+            "choose another kernel."
+        )
+    return "Install it, or pass kernelspec_name= to choose another."
+
+
 def kernel_language(name: str) -> str:
     """The language of installed kernel ``name``; a clear error when it is not installed."""
     specs = _kernel_specs()
     if name not in specs:
         raise MissingKernelError(
             f"Jupyter kernel {name!r} is not installed (installed: {', '.join(sorted(specs))}). "
-            "Install it, or pass kernelspec_name= to choose another."
+            + _install_advice(name)
         )
     return specs[name]["spec"].get("language", "python")
 

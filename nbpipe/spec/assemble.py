@@ -50,12 +50,16 @@ def assemble_dag(
     declared: dict[str, Declared] = {}
     functions: dict[str, Callable] = {}
     notebooks: dict[str, Declaration] = {}
+    serializers = _default_serializers(dag, data, origin)
     for task in tasks:
         if task.kind == "function":
             fn = functions.get(task.source) or _import_function(task, origin)
             functions[task.source] = fn
             declared[task.name] = _function_upstream(task, fn, meta, origin)
-            _add_function(dag, task, fn)
+            _add_function(dag, task, fn, serializers, origin)
+        elif task.kind == "shell":
+            declared[task.name] = _shell_upstream(task, meta, origin)
+            _add_shell_script(dag, task)
         else:
             declaration = notebooks.get(task.options["source"]) or _read_notebook(task, origin)
             notebooks[task.options["source"]] = declaration
@@ -93,10 +97,50 @@ def _import_function(task: TaskSpec, origin: Origin) -> Callable:
     )
 
 
-def _add_function(dag: DAG, task: TaskSpec, fn: Callable) -> None:
+def _add_function(
+    dag: DAG, task: TaskSpec, fn: Callable, defaults: dict[str, Callable | None], origin: Origin
+) -> None:
     from nbpipe.tasks import PythonCallable
 
-    PythonCallable(fn, task.product, dag, name=task.name, params=task.params)
+    functions = {
+        key: _import_serializer(task.entry[key], task.entry, key, origin)
+        if key in task.options
+        else defaults[key]
+        for key in ("serializer", "unserializer")
+    }
+    PythonCallable(fn, task.product, dag, name=task.name, params=task.params, **functions)
+
+
+#: Ploomber's serializers, which are nbpipe's (``serializer: ploomber.io.serializer_pickle``).
+PLOOMBER_IO = "ploomber.io."
+
+
+def _default_serializers(dag: DAG, data: Mapping, origin: Origin) -> dict[str, Callable | None]:
+    """The spec's top-level ``serializer``/``unserializer`` (for every function task that does
+    not name its own), imported once; also set on the DAG, as Ploomber does."""
+    defaults: dict[str, Callable | None] = {}
+    for key in ("serializer", "unserializer"):
+        value = data.get(key)
+        defaults[key] = None if value is None else _import_serializer(value, data, key, origin)
+        setattr(dag, key, defaults[key])
+    return defaults
+
+
+def _import_serializer(value: Any, entry: Mapping, key: str, origin: Origin) -> Callable:
+    if isinstance(value, str) and value.startswith(PLOOMBER_IO):
+        value = "nbpipe.io." + value[len(PLOOMBER_IO) :]
+    elif isinstance(value, Mapping) and str(value.get("dotted_path", "")).startswith(PLOOMBER_IO):
+        value = {**value, "dotted_path": "nbpipe.io." + value["dotted_path"][len(PLOOMBER_IO) :]}
+    function = import_callable(
+        value,
+        file=origin.file,
+        line=line_of(entry, key),
+        key=key,
+        what=f"{key} function",
+        folder=str(origin.folder),
+    )
+    origin.protect_object(function, f"the module of the {key}")
+    return function
 
 
 def _function_upstream(
@@ -151,13 +195,56 @@ def _read_notebook(task: TaskSpec, origin: Origin) -> Declaration:
 
 
 def _add_notebook(dag: DAG, task: TaskSpec, declaration: Declaration, origin: Origin) -> None:
-    from nbpipe.tasks import NotebookRunner
+    """A NotebookRunner, or a ScriptRunner (``class: ScriptRunner``: read the same way)."""
+    from nbpipe.tasks import NotebookRunner, ScriptRunner
 
     if task.product is MISSING:
         task.product = _extracted_product(task, declaration, origin)
     options = dict(task.options)
     source = options.pop("source")
-    NotebookRunner(source, task.product, dag, name=task.name, params=task.params, **options)
+    cls = ScriptRunner if task.kind == "script" else NotebookRunner
+    cls(source, task.product, dag, name=task.name, params=task.params, **options)
+
+
+# -- shell scripts --------------------------------------------------------------------------------
+def _add_shell_script(dag: DAG, task: TaskSpec) -> None:
+    from nbpipe.tasks import ShellScript
+
+    options = dict(task.options)
+    source = Path(options.pop("source"))
+    ShellScript(source, task.product, dag, name=task.name, params=task.params, **options)
+
+
+def _shell_upstream(task: TaskSpec, meta: dict[str, bool], origin: Origin) -> Declared:
+    """The ``{{upstream['x']}}`` names in the script (or the spec's list without extraction)."""
+    from nbpipe.tasks.shell import TemplateError, template_upstream
+
+    if not meta["extract_upstream"]:
+        return task.upstream or [], origin.file, line_of(task.entry, "upstream") or task.line
+    path = Path(task.options["source"])
+    try:
+        names = template_upstream(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise origin.error(
+            MissingSourceError,
+            f"task {task.name!r}: source {path} does not exist",
+            line_of(task.entry, "source"),
+            key="source",
+            task=task.name,
+        ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise origin.error(
+            MissingSourceError,
+            f"task {task.name!r}: cannot read shell script {path}: {error}",
+            line_of(task.entry, "source"),
+            key="source",
+            task=task.name,
+        ) from None
+    except TemplateError as error:
+        raise UpstreamError(
+            f"task {task.name!r}: {error}", file=str(path), line=error.line, task=task.name
+        ) from None
+    return list(names), str(path), next(iter(names.values()), None)
 
 
 def _extracted_product(task: TaskSpec, declaration: Declaration, origin: Origin) -> Any:

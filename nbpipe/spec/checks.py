@@ -40,7 +40,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("nbpipe.spec")
 
-TOP_LEVEL_KEYS = ("meta", "tasks", "executor", "on_render", "on_finish", "on_failure")
+TOP_LEVEL_KEYS = (
+    "meta",
+    "tasks",
+    "executor",
+    "on_render",
+    "on_finish",
+    "on_failure",
+    "serializer",
+    "unserializer",
+)
 META_KEYS = ("extract_upstream", "extract_product")
 HOOK_KEYS = ("on_render", "on_finish", "on_failure")
 
@@ -59,9 +68,9 @@ IGNORED = {
 }
 #: Ploomber keys whose feature nbpipe does not have: an error that says so.
 UNSUPPORTED = {
-    "top": ("clients", "serializer", "unserializer"),
+    "top": ("clients",),
     "meta": ("source_loader", "import_tasks_from"),
-    "task": ("client", "product_client", "serializer", "unserializer", "debug_mode", "executor"),
+    "task": ("client", "product_client", "debug_mode", "executor"),
 }
 #: Ploomber's Serial executor options that do not apply to nbpipe's.
 IGNORED_EXECUTOR_OPTIONS = ("build_in_subprocess", "catch_exceptions", "catch_warnings")

@@ -18,6 +18,7 @@ from nbpipe.spec.errors import (
     GridError,
     InvalidValueError,
     MissingKeyError,
+    UnsupportedKeyError,
     did_you_mean,
     listing,
 )
@@ -38,16 +39,44 @@ TASK_KEYS = (
     "on_render",
     "on_finish",
     "on_failure",
+    "class",
+    "serializer",
+    "unserializer",
 )
 NOTEBOOK_ONLY_KEYS = (
     "nb_product_key",
     "nbconvert_export_kwargs",
+    "nbconvert_exporter_name",
     "kernelspec_name",
     "papermill_params",
 )
+#: Keys for function tasks only (PythonCallable's arguments).
+FUNCTION_ONLY_KEYS = ("serializer", "unserializer")
 
 #: Source extensions read as notebooks (``.ipynb``, or scripts jupytext reads).
 NOTEBOOK_SUFFIXES = (".ipynb", ".py", ".r", ".jl", ".md", ".rmd", ".qmd")
+#: ``class:`` values (Ploomber's task class names) and the kind of task each makes. Without
+#: ``class``, a ``.sh`` source is a ShellScript, a notebook suffix a NotebookRunner, a dotted
+#: path a PythonCallable (ScriptRunner is only ever chosen by ``class``, as in Ploomber).
+TASK_CLASSES = {
+    "NotebookRunner": "notebook",
+    "PythonCallable": "function",
+    "ScriptRunner": "script",
+    "ShellScript": "shell",
+}
+CLASS_NAMES = {kind: name for name, kind in TASK_CLASSES.items()}
+#: Ploomber's other task classes, which nbpipe does not have.
+UNSUPPORTED_CLASSES = (
+    "SQLScript",
+    "SQLDump",
+    "SQLTransfer",
+    "SQLUpload",
+    "PostgresCopyFrom",
+    "DownloadFromURL",
+    "Link",
+    "Input",
+    "UploadToS3",
+)
 
 
 @dataclass
@@ -55,14 +84,14 @@ class TaskSpec:
     """One task as the spec describes it, grid already expanded; paths are absolute."""
 
     name: str
-    kind: str  # "notebook" | "function"
+    kind: str  # "notebook" | "function" | "script" | "shell" (see TASK_CLASSES)
     source: str  # as written in the spec
     line: int | None
     entry: YamlMap  # the task's mapping, for the lines of its keys
     product: Any  # an absolute path or a dict of them
     params: dict[str, Any] = field(default_factory=dict)
     upstream: list[str] | None = None  # given in the spec (extract_upstream: false)
-    options: dict[str, Any] = field(default_factory=dict)  # NotebookRunner keyword arguments
+    options: dict[str, Any] = field(default_factory=dict)  # the task class's keyword arguments
     grid_index: int | None = None
     file: str | None = None  # the file the task is written in (meta.import_tasks_from's)
     #: the folder its relative products resolve against, when not the spec's
@@ -123,7 +152,7 @@ def _read_task(
             line_of(entry, "source"),
             key=f"{where}.source",
         )
-    kind = "notebook" if _is_path(source, origin) else "function"
+    kind = _task_kind(entry, source, where, origin)
     _check_task_values(entry, where, kind, meta, origin)
     if meta["extract_product"] and kind in ("notebook", "script") and entry.get("product"):
         raise origin.error(
@@ -136,25 +165,30 @@ def _read_task(
         )
 
     options: dict[str, Any] = {}
-    if kind == "notebook":
+    if kind != "function":
         options["source"] = str(origin.resolve(source))
-        for key in NOTEBOOK_ONLY_KEYS:
-            if key in entry:
-                options[key] = plain(entry[key])
-    else:
-        for key in NOTEBOOK_ONLY_KEYS:
-            if key in entry:
+    if kind == "shell":  # Ploomber runs shell scripts where `ploomber build` runs: the project
+        options["cwd"] = str(origin.folder)
+    for keys, owner, owner_name in (
+        (NOTEBOOK_ONLY_KEYS, "notebook", "notebook tasks (NotebookRunner)"),
+        (FUNCTION_ONLY_KEYS, "function", "function tasks (PythonCallable)"),
+    ):
+        for key in keys:
+            if key not in entry:
+                continue
+            if kind != owner:
                 raise origin.error(
                     InvalidValueError,
-                    f"{key} applies to notebook tasks only; {where}'s source {source!r} is a "
-                    "function",
+                    f"{key} applies to {owner_name} only; {where} (source {source!r}) is a "
+                    f"{CLASS_NAMES[kind]}",
                     line_of(entry, key),
                     key=f"{where}.{key}",
                 )
+            options[key] = plain(entry[key])
 
     base_name = entry.get("name")
     if base_name is None:
-        base_name = PurePath(source).stem if kind == "notebook" else source.rpartition(".")[2]
+        base_name = PurePath(source).stem if kind != "function" else source.rpartition(".")[2]
     upstream = plain(entry.get("upstream")) if "upstream" in entry else None
     if isinstance(upstream, str):
         upstream = [upstream]
@@ -303,7 +337,7 @@ def _check_task_values(
             line_of(entry, "upstream"),
             key=f"{where}.upstream",
         )
-    if "product" not in entry and not (meta["extract_product"] and kind == "notebook"):
+    if "product" not in entry and not (meta["extract_product"] and kind in ("notebook", "script")):
         raise origin.error(
             MissingKeyError,
             f"{where} has no 'product'"
@@ -328,7 +362,7 @@ def _check_task_values(
                 line_of(entry, "nb_product_key"),
                 key=f"{where}.nb_product_key",
             )
-    for key in HOOK_KEYS:
+    for key in (*HOOK_KEYS, *FUNCTION_ONLY_KEYS):
         if key in entry and not isinstance(entry[key], (str, dict)):
             raise origin.error(
                 InvalidValueError,
@@ -408,6 +442,43 @@ def read_product(product: Any, entry: Mapping, where: str, origin: Origin) -> An
         f"{where}.product must be a path or a mapping of names to paths, not {product!r}",
         line,
         key=f"{where}.product",
+    )
+
+
+def _task_kind(entry: Mapping, source: str, where: str, origin: Origin) -> str:
+    """What a task is: its ``class`` (Ploomber's task class name), else what its source looks
+    like (``.sh``: a shell script; a notebook path; else a function's dotted path)."""
+    if "class" not in entry:
+        if PurePath(source).suffix == ".sh":
+            return "shell"
+        return "notebook" if _is_path(source, origin) else "function"
+    name = entry["class"]
+    line = line_of(entry, "class")
+    if isinstance(name, str) and name in TASK_CLASSES:
+        return TASK_CLASSES[name]
+    if isinstance(name, str) and name in UNSUPPORTED_CLASSES:
+        raise origin.error(
+            UnsupportedKeyError,
+            f"{where}.class {name} (a Ploomber task class) is not supported by nbpipe; "
+            f"supported: {listing(TASK_CLASSES)}",
+            line,
+            key=f"{where}.class",
+        )
+    if isinstance(name, str) and name.rpartition(".")[2] in (*TASK_CLASSES, *UNSUPPORTED_CLASSES):
+        short = name.rpartition(".")[2]
+        raise origin.error(
+            InvalidValueError,
+            f"{where}.class must be a task class name, as in Ploomber: write class: {short} "
+            f"(not {name!r})",
+            line,
+            key=f"{where}.class",
+        )
+    raise origin.error(
+        InvalidValueError,
+        f"{where}.class must be one of {listing(TASK_CLASSES)}, not {name!r}"
+        f"{did_you_mean(str(name), TASK_CLASSES)}",
+        line,
+        key=f"{where}.class",
     )
 
 
