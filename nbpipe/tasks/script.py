@@ -150,7 +150,12 @@ class ScriptJob:
 
 class ScriptRunner(Task):
     """Runs the Python script at ``source`` in a fresh ``python`` process; see the module
-    docstring. Its products are the files the script writes (``product`` in the script)."""
+    docstring. Its products are the files the script writes (``product`` in the script).
+
+    The arguments are Ploomber's, in its order. ``static_analysis`` and ``local_execution`` are
+    accepted and change nothing (no pyflakes; a script always runs in its own folder, as
+    Ploomber's ScriptRunner does); ``ext_in`` (a script given as text) is not supported.
+    """
 
     def __init__(
         self,
@@ -159,7 +164,17 @@ class ScriptRunner(Task):
         dag: DAG,
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
+        ext_in: str | None = None,
+        static_analysis: str | bool = "regular",
+        local_execution: bool = False,
     ):
+        if ext_in is not None:
+            raise ValueError(
+                "ScriptRunner(ext_in=...) (a script given as text) is not supported by nbpipe: "
+                "pass the script's path"
+            )
+        self.static_analysis = static_analysis
+        self.local_execution = local_execution
         self.source = Path(source)
         self._notebook: NotebookSource | None = None
         super().__init__(product, dag, name, params)

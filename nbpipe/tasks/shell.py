@@ -71,10 +71,11 @@ class ShellJob:
 class ShellScript(Task):
     """Runs a shell script with bash; see the module docstring.
 
-    ``source``: a ``pathlib.Path`` (or an ``os.PathLike``) to the script, or, as in Ploomber, a
-    ``str`` holding the script's code itself (then give ``name``). ``cwd``: the working
-    directory (default: the working directory when the task is created; a spec's ShellScript
-    runs in the spec's folder).
+    The arguments are Ploomber's, in its order. ``source``: a ``pathlib.Path`` (or an
+    ``os.PathLike``) to the script, or, as in Ploomber, a ``str`` holding the script's code
+    itself (then give ``name``). ``client``: only None (scripts run locally with bash).
+    ``cwd`` (nbpipe's): the working directory (default: the working directory when the task is
+    created; a spec's ShellScript runs in the spec's folder).
     """
 
     def __init__(
@@ -83,9 +84,15 @@ class ShellScript(Task):
         product: Any,
         dag: DAG,
         name: str | None = None,
+        client: Any = None,
         params: Mapping[str, Any] | None = None,
         cwd: str | os.PathLike | None = None,
     ):
+        if client is not None:
+            raise ValueError(
+                "ShellScript's client is not supported by nbpipe: scripts run locally with bash "
+                "(client=None)"
+            )
         if isinstance(source, str):
             self.source: Path | None = None
             self._code: str | None = source

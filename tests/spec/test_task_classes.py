@@ -328,6 +328,26 @@ def test_script_runner_python_api(tmp_path, monkeypatch):
     assert (tmp_path / "out.txt").read_text() == "hello from __main__"
 
 
+def test_python_api_signatures_are_ploomber_s(tmp_path):
+    """Ploomber's argument order: ShellScript(source, product, dag, name, client, params),
+    ScriptRunner(source, product, dag, name, params, ext_in, static_analysis, local_execution)."""
+    from nbpipe import DAG
+
+    notebook(tmp_path / "ok.py")
+    dag = DAG()
+    shell = ShellScript(
+        "echo {{n}} > {{product}}", File(tmp_path / "s.txt"), dag, "s", None, {"n": 1}
+    )
+    script = ScriptRunner(
+        tmp_path / "ok.py", File(tmp_path / "o.txt"), dag, "o", {}, None, "strict", True
+    )
+    assert shell.params == {"n": 1} and script.static_analysis == "strict"
+    with pytest.raises(ValueError, match="ShellScript's client is not supported"):
+        ShellScript("x {{product}}", File(tmp_path / "c.txt"), dag, "c", client=object())
+    with pytest.raises(ValueError, match=r"ScriptRunner\(ext_in=...\) .* is not supported"):
+        ScriptRunner("print(1)", File(tmp_path / "t.txt"), dag, "t", ext_in="py")
+
+
 def test_script_runner_render_problems(tmp_path):
     from nbpipe import DAG
 
