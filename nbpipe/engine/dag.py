@@ -63,11 +63,31 @@ class DAG:
     (``nbpipe.executors.Serial()``, ``nbpipe.executors.Parallel(processes=2)``).
     DAG hooks ``on_render(dag)``, ``on_finish(dag, report)`` and ``on_failure(dag, traceback)``
     are plain attributes; a hook takes only the arguments it names.
+
+    Python notebooks get their kernels by fork from a template process that has imported
+    ipykernel and ``preload`` (module names, e.g. ``["pandas", "numpy"]``), so a notebook neither
+    starts an interpreter nor imports those again; ``fork_kernels=False`` (or the environment
+    variable ``NBPIPE_FORK_KERNELS=0``) starts every kernel as a new process instead. See
+    ``nbpipe.notebooks.forking``.
     """
 
-    def __init__(self, name: str | None = None, executor: str | Executor = "serial"):
+    def __init__(
+        self,
+        name: str | None = None,
+        executor: str | Executor = "serial",
+        *,
+        preload: Iterable[str] = (),
+        fork_kernels: bool = True,
+    ):
         self.name = name or "No name"
         self.executor = executor
+        modules = (preload,) if isinstance(preload, str) else tuple(preload)
+        if isinstance(preload, str) or not all(isinstance(m, str) and m for m in modules):
+            raise ValueError(f"preload must be a list of module names, got {preload!r}")
+        if not isinstance(fork_kernels, bool):
+            raise ValueError(f"fork_kernels must be True or False, got {fork_kernels!r}")
+        self.preload = modules
+        self.fork_kernels = fork_kernels
         self._tasks: dict[str, Task] = {}
         self._build_state = BuildState()  # the current (or last) build, from its events
         self.on_render = None

@@ -37,8 +37,15 @@ class Serial(Executor):
 
     @contextmanager
     def pool(
-        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+        self, imports: Sequence[str] = (), warm_up: Callable[[], object] | None = None
     ) -> Iterator[InlinePool]:
-        """Jobs run in this process, whose imports and signals belong to the caller: the warm-up
-        hints (worker imports, warm kernels) are for worker processes and are not used here."""
-        yield InlinePool()
+        """Jobs run in this process, whose imports and signals belong to the caller: the worker
+        imports are not made here. The warm-up runs (here it starts at most a notebook kernel
+        template, never a kernel: ``nbpipe.notebooks.kernels``); what it started stops with the
+        pool."""
+        stop = warm_up() if warm_up is not None else None
+        try:
+            yield InlinePool()
+        finally:
+            if callable(stop):
+                stop()

@@ -11,7 +11,6 @@ import importlib
 import multiprocessing
 import os
 import signal
-import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -88,10 +87,13 @@ def _user_frames(error: BaseException):
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], None] | None = None) -> None:
+def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], object] | None = None) -> None:
     """Worker start-up: the scheduler alone handles Ctrl-C; SIGTERM unwinds the task so that
     papermill shuts its kernel down instead of leaving it orphaned. Slow imports the tasks need
-    (papermill, nbformat) are paid here, once per worker.
+    (papermill, nbformat) are paid here, once per worker, without the modules they would import
+    and nbpipe never uses (``nbpipe.notebooks.imports``). The warm-up comes first (e.g. it starts the kernel template,
+    a process whose imports then overlap the worker's own); what it started stops when the worker
+    exits (its own finaliser).
 
     A worker dies with its parent (``lifeline``): a build killed outright leaves no worker behind.
     A SIGTERM during start-up means the build is being stopped: the worker leaves quietly (a
@@ -102,34 +104,21 @@ def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], None] | Non
     if parent is not None and parent.pid is not None:
         die_with_parent(parent.pid)
     try:
-        if imports:
-            _import_without_iri_checker(imports)
-        if warm_up is not None:
-            warm_up()
+        if warm_up is not None or imports:
+            from nbpipe.notebooks.imports import unused_imports_hidden
+
+            with unused_imports_hidden():
+                if warm_up is not None:
+                    warm_up()
+                for module in imports:
+                    importlib.import_module(module)
     except SystemExit as stop:
+        from nbpipe.notebooks.forking import stop_template
         from nbpipe.notebooks.kernels import shutdown_warm_kernels
 
         shutdown_warm_kernels()
+        stop_template()
         os._exit(stop.code if isinstance(stop.code, int) else 1)
-
-
-def _import_without_iri_checker(modules: tuple[str, ...]) -> None:
-    """Imports ``modules`` (papermill, nbformat) while hiding ``rfc3987_syntax``.
-
-    nbformat imports jsonschema, whose format checkers import ``rfc3987_syntax`` when installed
-    (jupyter_events pulls it in); that module compiles a grammar at import, most of a second per
-    worker. nbformat never validates the "iri" format it serves. Hidden only for these imports:
-    afterwards the module imports normally, though this worker's jsonschema keeps no "iri" check.
-    """
-    hidden = "rfc3987_syntax" not in sys.modules
-    if hidden:
-        sys.modules["rfc3987_syntax"] = None  # makes `import rfc3987_syntax` raise ImportError
-    try:
-        for module in modules:
-            importlib.import_module(module)
-    finally:
-        if hidden:
-            del sys.modules["rfc3987_syntax"]
 
 
 def _exit_on_sigterm(signum, frame):

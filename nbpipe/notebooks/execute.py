@@ -1,7 +1,8 @@
 """Executing a notebook task in a worker: inject parameters, run with papermill, convert.
 
-Papermill runs the notebook in a fresh kernel, injecting ``product``, ``upstream`` and the params
-in a cell after the one tagged ``parameters``. We turn off its save-after-every-cell (quadratic in
+Papermill runs the notebook in a fresh kernel (forked from the kernel template, or a new process:
+``nbpipe.notebooks.kernels``), injecting ``product``, ``upstream`` and the params in a cell after
+the one tagged ``parameters``. We turn off its save-after-every-cell (quadratic in
 the number of cells) and write the notebook once at the end. A failing notebook is kept beside its
 product as ``<name>.failed.ipynb`` so the user can open it at the failing cell.
 """
@@ -17,7 +18,13 @@ from typing import Any
 from nbpipe.engine.products import new_token
 from nbpipe.exceptions import NotebookExecutionError
 from nbpipe.notebooks.convert import export
-from nbpipe.notebooks.kernels import take_warm_kernel, warm_kernel
+from nbpipe.notebooks.kernels import (
+    KernelKey,
+    new_kernel_manager,
+    stop_kernel,
+    take_warm_kernel,
+    warm_kernel,
+)
 from nbpipe.notebooks.source import INJECTED_TAG
 
 
@@ -32,7 +39,7 @@ class NotebookJob:
     parameters: dict[str, Any]
     kernel_name: str
     language: str
-    kernel_key: tuple[str, str, tuple[str, ...]]  # kernel name, working directory, arguments
+    kernel_key: KernelKey  # kernel name, working directory, arguments, template (or None)
     outputs: list[tuple[str, str]]  # (staged path, extension) per product that gets the notebook
     partial_path: str
     shown_paths: dict[str, str] = field(default_factory=dict)  # staged path -> real path
@@ -45,10 +52,13 @@ class NotebookJob:
 
 
 def execute(job: NotebookJob) -> None:
-    import nbformat
-    import papermill
-    from jupyter_core.utils import run_sync
-    from papermill.exceptions import PapermillExecutionError
+    from nbpipe.notebooks.imports import unused_imports_hidden
+
+    with unused_imports_hidden():  # a no-op in workers, which imported these already
+        import nbformat
+        import papermill
+        from nbclient.exceptions import DeadKernelError
+        from papermill.exceptions import PapermillExecutionError
 
     if job.source_format == "ipynb":
         notebook = nbformat.reads(job.source_text, as_version=4)
@@ -65,13 +75,25 @@ def execute(job: NotebookJob) -> None:
         **job.papermill_params,
     }
     kernel = take_warm_kernel(job.kernel_key)
+    if kernel is None:
+        kernel = new_kernel_manager(job.kernel_key)
     if job.warm_next:
         warm_kernel(job.kernel_key)
     partial = Path(job.partial_path)
     scratch = partial.parent / f".nbpipe-{new_token()}-{partial.name}"
+    running: list[int] = []  # the cells started, for a kernel that dies
+
+    def cell_started(cell, cell_index: int) -> None:
+        running.append(cell_index)
+
     try:
         executed = papermill.execute_notebook(
-            notebook, scratch, parameters=job.parameters, km=kernel, **options
+            notebook,
+            scratch,
+            parameters=job.parameters,
+            km=kernel,
+            on_cell_start=cell_started,
+            **options,
         )
     except PapermillExecutionError as error:
         os.replace(scratch, partial)
@@ -86,10 +108,15 @@ def execute(job: NotebookJob) -> None:
             traceback=strip_ansi("\n".join(error.traceback)),
             partial_path=str(partial),
         ) from None
+    except DeadKernelError:
+        raise _kernel_died(job, notebook, running[-1] if running else None, kernel) from None
+    except BaseException:  # interrupted (Ctrl-C, SIGTERM) inside papermill
+        _cancel_pending_tasks()
+        raise
     finally:
         scratch.unlink(missing_ok=True)
-        if kernel is not None:  # a warm kernel is ours to stop (papermill stops the ones it starts)
-            run_sync(kernel.shutdown_kernel)(now=True)
+        if kernel is not None:  # a kernel we made is ours to stop (papermill stops its own)
+            stop_kernel(kernel)
 
     _show_real_paths(executed, job.shown_paths)
     for staged, suffix in job.outputs:
@@ -98,6 +125,44 @@ def execute(job: NotebookJob) -> None:
         with open(staged, mode, encoding=encoding) as f:
             f.write(body)
     partial.unlink(missing_ok=True)  # an old failure is no longer current
+
+
+def _cancel_pending_tasks() -> None:
+    """An interrupt inside papermill leaves nbclient's tasks pending in this thread's event loop;
+    they are cancelled, rather than left to run on when the kernel is stopped (and to fail,
+    logging "Task exception was never retrieved")."""
+    import asyncio
+
+    from jupyter_core.utils import ensure_event_loop
+
+    loop = ensure_event_loop()
+    if loop.is_running() or loop.is_closed():
+        return
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+
+
+def _kernel_died(job: NotebookJob, notebook, index: int | None, kernel) -> NotebookExecutionError:
+    """The kernel process ended in the middle of the notebook (``os._exit``, a crash in native
+    code, killed): the error names the cell it was running, and its exit code when known."""
+    process = getattr(getattr(kernel, "provisioner", None), "process", None)
+    code = process.poll() if process is not None else None
+    died = "the kernel died while running this cell" + (
+        f" (exit code {code})" if code is not None else ""
+    )
+    return NotebookExecutionError(
+        source=job.source,
+        cell_index=_source_index(notebook, index) if index is not None else 0,
+        line=None,
+        code=None,
+        ename="DeadKernelError",
+        evalue=died,
+        traceback=died,
+        partial_path=None,
+    )
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")

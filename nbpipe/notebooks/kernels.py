@@ -1,31 +1,68 @@
-"""Warm kernels: the next notebook's kernel starts while the current notebook runs.
+"""Kernels for notebook tasks: forked from a template, and warm (started ahead of their notebook).
 
-Every notebook runs in a fresh kernel, and starting one costs most of a second (the kernel imports
-IPython). A worker starts the first notebook's kernel as it starts, and a process that will run
-another notebook starts that kernel during the current one, so the next task finds it ready. A
-warm kernel is never reused: it runs exactly one notebook, then is shut down.
+Every notebook runs in a fresh kernel of its own. A Python kernel is forked from this process's
+kernel template when it can be (``nbpipe.notebooks.forking``): ``KernelKey``'s last field holds
+the template's preload modules then, and None for a kernel started as a new process.
+
+The build warms up before its first notebook (``warm_up``): it starts the template, whose imports
+then overlap the process's own (papermill's); without forking, a worker starts its first
+notebook's kernel instead. And a worker that will run another notebook starts that kernel while
+the current one runs, so the next task finds it ready (``warm_kernel``). A warm kernel is never
+reused: it runs exactly one notebook, then is shut down.
 
 Only worker processes keep warm kernels. The building process itself (the Serial executor, the
 CLI, a notebook's kernel running ``%pipeline``) does not: its signal handling belongs to its
-caller, and a kernel starting there races with a Ctrl-C.
+caller, and a kernel starting there races with a Ctrl-C. It does start a template (a process that
+runs nothing of the user's until asked for a kernel), which its pool stops when it closes.
 
 At most one kernel is kept warm per process, keyed by what its start depends on (kernel name,
-working directory, arguments); a task whose key differs shuts it down and starts its own. Warm
-kernels are shut down when the build's pool closes: by ``shutdown_warm_kernels`` (in-process
-executor) or by a finaliser when a worker process exits. An orphan would stop by itself anyway:
-ipykernel exits when its parent process dies.
+working directory, arguments, template); a task whose key differs shuts it down and starts its
+own. Warm kernels are shut down when the build's pool closes: by ``shutdown_warm_kernels``
+(in-process executor) or by a finaliser when a worker process exits. An orphan would stop by
+itself anyway: ipykernel exits when its parent process (the worker, or the template) dies.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+from collections.abc import Callable
 from multiprocessing.util import Finalize
 
-KernelKey = tuple[str, str, tuple[str, ...]]
+#: kernel name, working directory, kernel arguments, and the template's preload modules when
+#: the kernel is forked (None: a new process)
+KernelKey = tuple[str, str, tuple[str, ...], tuple[str, ...] | None]
 
 _warm: dict[KernelKey, object] = {}
 _finaliser: Finalize | None = None
+
+
+def warm_up(key: KernelKey) -> Callable[[], None]:
+    """Before the first notebook of a build: starts the kernel template (returns at once: it
+    imports in the background), or else, in a worker, the first notebook's kernel. Returns what
+    stops what it started."""
+    template = key[3]
+    if template is not None:
+        from nbpipe.notebooks.forking import stop_template, template_for
+
+        template_for(template, key[1])
+        return stop_template
+    warm_kernel(key)
+    return shutdown_warm_kernels
+
+
+def new_kernel_manager(key: KernelKey):
+    """An unstarted manager for a forked kernel (papermill starts it), or None when the kernel
+    is to be started as a new process (papermill makes its own manager then). Raises
+    KernelTemplateError when the template could not start (a preload that failed)."""
+    template = key[3]
+    if template is None:
+        return None
+    from nbpipe.notebooks.forking import template_for
+    from nbpipe.notebooks.provisioner import ForkingKernelManager
+
+    template_for(template, key[1]).ready()
+    return ForkingKernelManager(kernel_name=key[0], preload=list(template))
 
 
 def take_warm_kernel(key: KernelKey):
@@ -42,14 +79,18 @@ def take_warm_kernel(key: KernelKey):
 def warm_kernel(key: KernelKey) -> None:
     """Starts a kernel for ``key`` in the background (returns once its process is launched)."""
     global _finaliser
-    from jupyter_client.manager import AsyncKernelManager
-    from jupyter_core.utils import run_sync
-
     if key in _warm or multiprocessing.parent_process() is None:
         return
+    from jupyter_core.utils import run_sync
+
     shutdown_warm_kernels()
-    kernel_name, cwd, arguments = key
-    manager = AsyncKernelManager(kernel_name=kernel_name)
+    kernel_name, cwd, arguments, template = key
+    if template is not None:
+        manager = new_kernel_manager(key)
+    else:
+        from nbpipe.notebooks.provisioner import OwnKernelManager
+
+        manager = OwnKernelManager(kernel_name=kernel_name)
     run_sync(manager.start_kernel)(cwd=cwd, extra_arguments=list(arguments))
     _warm[key] = manager
     if _finaliser is None:
@@ -57,12 +98,22 @@ def warm_kernel(key: KernelKey) -> None:
         _finaliser = Finalize(None, shutdown_warm_kernels, exitpriority=100)
 
 
+def stop_kernel(manager) -> None:
+    """Shuts a kernel down now (a manager whose start failed: its connection file goes)."""
+    from jupyter_core.utils import run_sync
+
+    with contextlib.suppress(Exception):  # already gone
+        if hasattr(manager, "close_clients"):
+            manager.close_clients()
+        if manager.has_kernel:
+            run_sync(manager.shutdown_kernel)(now=True)
+        else:
+            run_sync(manager.cleanup_resources)()
+
+
 def shutdown_warm_kernels() -> None:
     if not _warm:
         return
-    from jupyter_core.utils import run_sync
-
     for manager in list(_warm.values()):
-        with contextlib.suppress(Exception):  # already gone
-            run_sync(manager.shutdown_kernel)(now=True)
+        stop_kernel(manager)
     _warm.clear()

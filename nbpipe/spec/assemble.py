@@ -46,7 +46,12 @@ def assemble_dag(
     from nbpipe.engine.dag import DAG
 
     ensure_on_path(str(origin.folder))
-    dag = DAG(name=origin.folder.name, executor=make_executor(data, origin))
+    dag = DAG(
+        name=origin.folder.name,
+        executor=make_executor(data, origin),
+        preload=meta.get("preload", ()),
+        fork_kernels=meta.get("fork_kernels", True),
+    )
     declared: dict[str, Declared] = {}
     functions: dict[str, Callable] = {}
     notebooks: dict[str, Declaration] = {}

@@ -50,7 +50,7 @@ TOP_LEVEL_KEYS = (
     "serializer",
     "unserializer",
 )
-META_KEYS = ("extract_upstream", "extract_product")
+META_KEYS = ("extract_upstream", "extract_product", "fork_kernels", "preload")
 HOOK_KEYS = ("on_render", "on_finish", "on_failure")
 
 #: Ploomber keys that change nothing in nbpipe: accepted with a warning.
@@ -142,10 +142,16 @@ def check_keys(
         )
 
 
-def read_meta(data: Mapping, origin: Origin) -> dict[str, bool]:
-    """The spec's ``meta`` flags, defaults filled in."""
+def read_meta(data: Mapping, origin: Origin) -> dict:
+    """The spec's ``meta`` flags, and ``preload`` (module names for the kernel template, see
+    ``nbpipe.notebooks.forking``), defaults filled in."""
     meta = data.get("meta")
-    values = {"extract_upstream": True, "extract_product": False}
+    values: dict = {
+        "extract_upstream": True,
+        "extract_product": False,
+        "fork_kernels": True,
+        "preload": [],
+    }
     if meta is None:
         return values
     if not isinstance(meta, dict):
@@ -156,8 +162,19 @@ def read_meta(data: Mapping, origin: Origin) -> dict[str, bool]:
             key="meta",
         )
     check_keys(meta, META_KEYS, "meta", "meta", "meta.", origin)
+    preload = meta.get("preload", [])
+    if not isinstance(preload, list) or not all(
+        isinstance(name, str) and name.replace(".", "_").isidentifier() for name in preload
+    ):
+        raise origin.error(
+            InvalidValueError,
+            f"meta.preload must be a list of module names (e.g. [pandas, numpy]), not {preload!r}",
+            line_of(meta, "preload"),
+            key="meta.preload",
+        )
+    values["preload"] = preload
     for key in META_KEYS:
-        if key in meta:
+        if key in meta and key != "preload":
             if not isinstance(meta[key], bool):
                 raise origin.error(
                     InvalidValueError,

@@ -17,7 +17,8 @@ from nbpipe.engine.products import File, MultiProduct, Product, files_of, map_fi
 from nbpipe.exceptions import MissingKernelError
 from nbpipe.notebooks.convert import format_problem
 from nbpipe.notebooks.execute import NotebookJob
-from nbpipe.notebooks.kernels import KernelKey, warm_kernel
+from nbpipe.notebooks.forking import kernel_launch, say_how_kernels_start
+from nbpipe.notebooks.kernels import KernelKey, warm_up
 from nbpipe.notebooks.source import NotebookSource, kernel_language, quiet_kernel_arguments
 from nbpipe.tasks.base import Task
 
@@ -57,7 +58,11 @@ class NotebookRunner(Task):
         self._notebook: NotebookSource | None = None
         super().__init__(product, dag, name, params)
 
-    worker_imports = ("nbformat", "papermill", "jupytext")
+    @property
+    def worker_imports(self) -> tuple[str, ...]:  # type: ignore[override]
+        """What a worker imports as it starts: jupytext only for a script source."""
+        scripts = () if self.notebook.format == "ipynb" else ("jupytext",)
+        return ("nbformat", "papermill", *scripts)
 
     def _default_name(self) -> str:
         return self.source.stem
@@ -143,15 +148,22 @@ class NotebookRunner(Task):
         return problems
 
     def kernel_key(self) -> KernelKey:
-        """What this notebook's kernel start depends on: a warm kernel must match it."""
+        """What this notebook's kernel start depends on: a warm kernel must match it. The last
+        field is the kernel template's preload modules when the kernel is forked, else None
+        (``nbpipe.notebooks.forking.kernel_launch``)."""
         arguments = self.papermill_params.get(
             "extra_arguments", quiet_kernel_arguments(self.kernel_name)
         )
         cwd = self.papermill_params.get("cwd", self.source.parent)
-        return (self.kernel_name, os.path.abspath(cwd), tuple(arguments))
+        template, _ = kernel_launch(self.kernel_name, self.dag)
+        return (self.kernel_name, os.path.abspath(cwd), tuple(arguments), template)
 
-    def worker_warm_up(self) -> Callable[[], None]:
-        return functools.partial(warm_kernel, self.kernel_key())
+    def worker_warm_up(self) -> Callable[[], object]:
+        """The build's warm-up (for its first notebook), which also says once how kernels start:
+        forked from a template with the DAG's ``preload``, or as new processes, and why."""
+        key = self.kernel_key()
+        say_how_kernels_start(self.kernel_name, self.dag)
+        return functools.partial(warm_up, key)
 
     def make_job(self, staged: Product, more_to_come: bool = False) -> NotebookJob:
         parameters: dict[str, Any] = {

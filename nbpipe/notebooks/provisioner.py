@@ -1,0 +1,169 @@
+"""A jupyter_client kernel provisioner that forks kernels from this process's kernel template.
+
+``ForkProvisioner`` is registered as the entry point ``nbpipe-fork`` of the group
+``jupyter_client.kernel_provisioners`` (pyproject.toml). It is selected in memory only:
+``ForkingKernelManager`` hands jupyter_client a copy of the notebook's kernelspec that names it,
+so the user's kernelspec files are never touched, and papermill and nbclient run the kernel
+unchanged (they get the manager as ``km``).
+
+It is jupyter_client's ``LocalProvisioner`` with one difference: the kernel process comes from
+``KernelTemplate.start_kernel`` instead of ``Popen``. Everything else (connection file, ports,
+environment, interrupt by SIGINT to the kernel's process group, terminate, kill, polling) is
+``LocalProvisioner``'s code acting on ``ForkedProcess``, a ``Popen`` look-alike whose exit comes
+from the template (which reaps its children). A launch the template cannot serve (a command that
+is not this interpreter's ipykernel, start-up variables the template does not share, an
+``independent`` kernel, redirected streams) is spawned as ``LocalProvisioner`` would.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+from typing import Any
+
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.provisioning import LocalProvisioner
+from jupyter_client.provisioning.factory import KernelProvisionerFactory
+from traitlets import List, Unicode
+
+from nbpipe.notebooks.forking import _LAUNCHERS, KernelTemplate, template_for
+
+PROVISIONER_NAME = "nbpipe-fork"
+_ENTRY_POINT = "nbpipe.notebooks.provisioner:ForkProvisioner"
+KILL_WAIT = 0.5  # seconds
+
+
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` that LocalProvisioner and KernelManager use, for a
+    kernel forked by ``template`` (its child, not ours: its exit is reported by the template)."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int, template: KernelTemplate):
+        self.pid = pid
+        self.template = template
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.template.exit_code(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self.template.wait_for(self.pid, timeout)
+            if self.returncode is None:
+                import subprocess
+
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout or 0)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+class ForkProvisioner(LocalProvisioner):
+    """LocalProvisioner whose kernels are forked from the kernel template (see the module)."""
+
+    preload = List(Unicode(), help="Modules the kernel template imports before forking").tag(
+        config=True
+    )
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> Any:
+        pid = None
+        template = None
+        if _forkable(cmd, kwargs):
+            template = template_for(self.preload, kwargs.get("cwd"))
+            cwd = str(kwargs.get("cwd") or os.getcwd())
+            env = {str(k): str(v) for k, v in (kwargs.get("env") or os.environ).items()}
+            pid = template.start_kernel(cmd[3:], env, cwd)
+        if pid is None:
+            return await super().launch_kernel(cmd, **kwargs)
+        self.process = ForkedProcess(pid, template)
+        self.pid = pid
+        self.pgid = pid  # the child called setsid before the template answered
+        self.cwd = cwd
+        return self.connection_info
+
+    async def kill(self, restart: bool = False) -> None:
+        """Kills the kernel's process group, and waits (briefly) for the template to reap it: the
+        kernel manager would otherwise poll again only after a tenth of a second."""
+        await super().kill(restart)
+        if isinstance(self.process, ForkedProcess):
+            self.process.template.wait_for(self.process.pid, KILL_WAIT)
+
+    async def get_provisioner_info(self) -> dict:
+        info = await super().get_provisioner_info()
+        info["forked"] = isinstance(self.process, ForkedProcess)
+        return info
+
+
+def _forkable(cmd: list[str], kwargs: dict[str, Any]) -> bool:
+    return (
+        len(cmd) >= 3
+        and os.path.abspath(cmd[0]) == os.path.abspath(sys.executable)
+        and cmd[1] == "-m"
+        and cmd[2] in _LAUNCHERS
+        and not kwargs.get("independent")
+        and all(kwargs.get(stream) is None for stream in ("stdin", "stdout", "stderr"))
+    )
+
+
+class OwnKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager that remembers the clients it made: papermill does not stop the
+    client of a kernel it was given (``km``), so ``close_clients`` does, with the kernel."""
+
+    def client(self, **kwargs: Any):
+        client = super().client(**kwargs)
+        self.__dict__.setdefault("_nbpipe_clients", []).append(client)
+        return client
+
+    def close_clients(self) -> None:
+        for client in self.__dict__.pop("_nbpipe_clients", []):
+            client.stop_channels()
+
+
+class ForkingKernelManager(OwnKernelManager):
+    """An AsyncKernelManager whose kernels come from ``ForkProvisioner``: the kernelspec it
+    reads is a copy that names the provisioner (with the template's ``preload``), unless the
+    kernelspec names a provisioner of its own."""
+
+    preload = List(Unicode())
+
+    @property
+    def kernel_spec(self):
+        fresh = self._kernel_spec is None
+        spec = AsyncKernelManager.kernel_spec.fget(self)  # read from disk, once per manager
+        if fresh and spec is not None and "kernel_provisioner" not in spec.metadata:
+            spec.metadata = {
+                **spec.metadata,
+                "kernel_provisioner": {
+                    "provisioner_name": PROVISIONER_NAME,
+                    "config": {"preload": list(self.preload)},
+                },
+            }
+        return spec
+
+
+def _register() -> None:
+    """The entry point, in memory too: a working tree used without reinstalling still works."""
+    factory = KernelProvisionerFactory.instance()
+    if PROVISIONER_NAME not in factory.provisioners:
+        from importlib.metadata import EntryPoint
+
+        factory.provisioners[PROVISIONER_NAME] = EntryPoint(
+            PROVISIONER_NAME, _ENTRY_POINT, KernelProvisionerFactory.GROUP_NAME
+        )
+
+
+_register()

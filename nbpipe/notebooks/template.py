@@ -1,0 +1,327 @@
+"""The kernel template: a clean process that forks a fresh IPython kernel per request.
+
+Starting a kernel the usual way costs most of a CPU-second: a new interpreter imports IPython and
+ipykernel (and the notebook then imports pandas again). This process pays those imports once: it
+imports what a running ipykernel imports, then the pipeline's preload modules, and nothing more.
+It starts no thread and no zmq context, so that it can be forked safely; each kernel request forks
+one child, which becomes the kernel exactly as ``python -m ipykernel_launcher -f FILE ...`` would:
+
+- a session of its own (``setsid``, so its process group is its pid, as jupyter_client's spawned
+  kernels have), stdin from /dev/null, the template's stdout and stderr (those of the process that
+  runs notebooks, as a spawned kernel has);
+- the working directory and the environment the kernel manager asked for (with
+  ``JPY_PARENT_PID`` the template's pid: ipykernel's parent poller ends the kernel when the
+  template is gone), the signal handlers a fresh interpreter has;
+- random generators reseeded: Python's ``random``, and numpy's global generator when it is
+  loaded, so that two notebooks never draw the same numbers without a seed;
+- then ipykernel's own application, which reads the connection file; the child never returns
+  into this module (``os._exit``).
+
+Run by ``nbpipe.notebooks.forking`` (in a worker, or the building process under Serial)::
+
+    python -m nbpipe.notebooks.template --requests FD --replies FD --parent PID \
+        --launcher ipykernel_launcher [MODULE ...]
+
+The protocol is JSON lines over two pipes. The template first answers ``{"ready": ...}`` once it
+has imported everything, or ``{"error": ..., "module": ..., "reason": "import" | "threads"}``
+and exits: a preload that fails to import, or one that starts threads (forking a process with
+threads is unsafe). Then, per request ``{"argv": [...], "env": {...}, "cwd": ...}`` (the
+ipykernel arguments after ``-m ipykernel_launcher``), it answers ``{"pid": N}`` once the child is
+in its own session, or ``{"refused": why}`` when the request needs an interpreter set up
+differently (``PYTHON*`` variables that only act at start-up), and the client then spawns the
+kernel instead. When a child ends, the template reaps it and sends ``{"exited": PID, "code":
+N}``. It dies with its parent (``die_with_parent``), and when its request pipe closes it kills
+the kernels still running (their process groups) and exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import sys
+
+#: What a started ipykernel has imported (measured: a kernel that ran a cell has no module
+#: beyond these and their imports); importing them here is what makes a forked kernel cheap.
+KERNEL_MODULES = (
+    "ipykernel_launcher",
+    "ipykernel.kernelapp",
+    "ipykernel.ipkernel",
+    "ipykernel.zmqshell",
+    "ipykernel.debugger",
+    "IPython.core.completerlib",
+    "tornado.gen",
+    "tornado.locks",
+    "tornado.queues",
+    "tornado.platform.asyncio",
+    "faulthandler",
+)
+#: Variables that act only when an interpreter starts: a kernel that needs other values than the
+#: template's is spawned. (jupyter_client drops PYTHONEXECUTABLE from a Python kernel's env.)
+STARTUP_VARIABLES_IGNORED = ("PYTHONEXECUTABLE",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m nbpipe.notebooks.template")
+    parser.add_argument("--requests", type=int, required=True)
+    parser.add_argument("--replies", type=int, required=True)
+    parser.add_argument("--parent", type=int, required=True)
+    # The module the kernels run as (also what shows in `ps` for the template and its kernels).
+    parser.add_argument("--launcher", default="ipykernel_launcher")
+    parser.add_argument("preload", nargs="*")
+    args = parser.parse_args(argv)
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build handles Ctrl-C, then closes us
+    if sys.platform.startswith("linux"):  # elsewhere: the request pipe's end (no thread here)
+        _lifeline().die_with_parent(args.parent)
+    replies = Replies(args.replies)
+    startup = _startup_variables(os.environ)
+    entry = sys.path[0] if sys.path else None  # `-m` put our working directory first
+    problem = _load(args.preload)
+    if problem is not None:
+        replies.send(problem)
+        return 1
+    replies.send({"ready": True, "pid": os.getpid(), "modules": len(sys.modules)})
+    Template(args.requests, replies, startup, entry, args.launcher).serve()
+    return 0
+
+
+def _lifeline():
+    """``nbpipe.executors.lifeline``, loaded from its file: importing it as a module of its
+    package would import the executors (and what they import) into every kernel."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "executors", "lifeline.py")
+    spec = importlib.util.spec_from_file_location("_nbpipe_lifeline", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load(preload: list[str]) -> dict | None:
+    """Imports the kernel's modules, then the preloads, one by one; the first that fails to
+    import or leaves a thread running is the problem."""
+    import importlib
+    import threading
+    import traceback
+
+    # ipykernel's debugger imports debugpy, which warns about frozen modules unless told not to;
+    # jupyter_client sets the same variable for the kernels it starts.
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    for index, module in enumerate((*KERNEL_MODULES, *preload)):
+        is_preload = index >= len(KERNEL_MODULES)
+        try:
+            importlib.import_module(module)
+        except BaseException as error:
+            detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+            return {"error": detail, "module": module, "reason": "import", "preload": is_preload}
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        if threads or _zmq_context_exists():
+            what = f"threads {', '.join(threads)}" if threads else "a zmq context"
+            return {
+                "error": f"importing it started {what}",
+                "module": module,
+                "reason": "threads",
+                "preload": is_preload,
+            }
+    return None
+
+
+def _zmq_context_exists() -> bool:
+    zmq = sys.modules.get("zmq")
+    return zmq is not None and getattr(zmq.Context, "_instance", None) is not None
+
+
+def _startup_variables(env) -> dict[str, str]:
+    return {
+        key: value
+        for key, value in env.items()
+        if key.startswith("PYTHON") and key not in STARTUP_VARIABLES_IGNORED
+    }
+
+
+class Replies:
+    """The reply pipe: one JSON object per line."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def send(self, message: dict) -> None:
+        data = (json.dumps(message) + "\n").encode()
+        while data:
+            data = data[os.write(self.fd, data) :]
+
+
+class Template:
+    """The request loop: forks kernels, reaps them, reports their end."""
+
+    def __init__(
+        self, requests: int, replies: Replies, startup: dict[str, str], entry, launcher: str
+    ):
+        self.launcher = launcher
+        self.requests = requests
+        self.replies = replies
+        self.startup = startup
+        self.entry = entry
+        self.children: set[int] = set()
+        self.buffer = b""
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_w, False)
+
+    def serve(self) -> None:
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, _ignore)  # a Python handler, so that the wakeup fd is written
+        try:
+            while True:
+                ready, _, _ = select.select([self.requests, self.wakeup_r], [], [])
+                if self.wakeup_r in ready:
+                    os.read(self.wakeup_r, 4096)
+                    self.reap()
+                if self.requests in ready:
+                    data = os.read(self.requests, 65536)
+                    if not data:
+                        break  # our owner closed the pipe, or died
+                    self.buffer += data
+                    while b"\n" in self.buffer:
+                        line, self.buffer = self.buffer.split(b"\n", 1)
+                        self.replies.send(self.handle(json.loads(line)))
+        except BrokenPipeError:
+            pass  # our owner is gone
+        finally:
+            self.stop_children()
+
+    def handle(self, request: dict) -> dict:
+        env = request["env"]
+        different = sorted(
+            key
+            for key in {*self.startup, *_startup_variables(env)}
+            if self.startup.get(key) != env.get(key)
+        )
+        if different:
+            return {"refused": f"the kernel's environment sets {', '.join(different)} otherwise"}
+        ready_r, ready_w = os.pipe()
+        try:
+            pid = os.fork()
+        except OSError as error:
+            os.close(ready_r)
+            os.close(ready_w)
+            return {"error": f"cannot fork a kernel: {error}"}
+        if pid == 0:  # the kernel; never returns
+            os.close(ready_r)
+            inherited = [self.requests, self.replies.fd, self.wakeup_r, self.wakeup_w]
+            become_kernel(request, ready_w, self.entry, self.launcher, inherited)
+        os.close(ready_w)
+        os.read(ready_r, 1)  # the child closes its end once it has its own session
+        os.close(ready_r)
+        self.children.add(pid)
+        return {"pid": pid}
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self.replies.send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def stop_children(self) -> None:
+        """Kernels nobody can stop any more go with their process groups (what they started)."""
+        for pid in list(self.children):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
+
+
+def _ignore(signum, frame) -> None:
+    pass
+
+
+def become_kernel(request: dict, ready: int, entry, launcher: str, inherited: list[int]) -> None:
+    """In the forked child: set up as a freshly spawned kernel would be, then run ipykernel."""
+    code = 1
+    try:
+        os.setsid()
+        os.close(ready)
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for fd in inherited:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        os.chdir(request["cwd"])
+        env = dict(request["env"])
+        env["JPY_PARENT_PID"] = str(os.getppid())
+        os.environ.clear()
+        os.environ.update(env)
+        if sys.path and sys.path[0] in ("", entry):
+            del sys.path[0]  # as ipykernel_launcher does; IPython puts the working folder back
+        _reseed()
+        import importlib
+
+        from ipykernel.kernelapp import IPKernelApp
+
+        # ipykernel read JPY_PARENT_PID when the template imported it (a trait's default):
+        # its parent poller must be told the template's pid in so many words
+        parent = f"--IPKernelApp.parent_handle={os.getppid()}"
+        sys.argv = [importlib.import_module(launcher).__file__, *request["argv"], parent]
+        IPKernelApp.launch_instance()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _finish(code)
+
+
+def _reseed() -> None:
+    """Fresh random state: every forked child would otherwise draw what its siblings draw."""
+    import random
+
+    random.seed()
+    numpy_random = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        numpy_random.seed()
+
+
+def _finish(code: int) -> None:
+    """Ends the kernel process as an interpreter's exit would (threads joined, atexit handlers
+    run, streams flushed), without unwinding into the template's code."""
+    try:
+        import threading
+
+        threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    try:
+        import atexit
+
+        atexit._run_exitfuncs()
+    except BaseException:
+        pass
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
