@@ -40,6 +40,98 @@ def format_problem(suffix: str) -> str | None:
     return None
 
 
+#: nbconvert exporters (by name) and the programs they call.
+EXPORTER_TOOLS = {
+    "pdf": ("xelatex", "pandoc"),
+    "latex": ("pandoc",),
+    "rst": ("pandoc",),
+    "asciidoc": ("pandoc",),
+}
+#: nbconvert exporters (by name) and the Python modules they need, with the pip extra that
+#: installs them.
+EXPORTER_MODULES = {
+    "webpdf": ("playwright", "nbconvert[webpdf]"),
+    "qtpdf": ("PyQt5.QtWebEngineWidgets", "nbconvert[qtpdf]"),
+    "qtpng": ("PyQt5.QtWebEngineWidgets", "nbconvert[qtpng]"),
+}
+
+
+def export_names() -> list[str]:
+    """The nbconvert exporters installed here, from their entry points (nbconvert is not
+    imported)."""
+    from importlib.metadata import entry_points
+
+    return sorted({entry.name for entry in entry_points(group="nbconvert.exporters")})
+
+
+def exporter_problem(name: str, suffix: str | None = None) -> str | None:
+    """Why the nbconvert exporter ``name`` cannot write a product (of extension ``suffix``)
+    here, or None when it can: an exporter that is not installed, a program or a module it needs
+    that is missing, or (``webpdf``) a browser it would have to download."""
+    names = export_names()
+    if names and name not in names and name not in ("ipynb", "notebook"):
+        return f"{name!r} is not an nbconvert exporter installed here; installed: " + ", ".join(
+            names
+        )
+    missing = [tool for tool in EXPORTER_TOOLS.get(name, ()) if not shutil.which(tool)]
+    if missing:
+        return (
+            f"the {name} exporter needs {' and '.join(missing)}, not installed here (e.g. "
+            "apt-get install pandoc texlive-xetex)"
+        )
+    if name in EXPORTER_MODULES:
+        module, extra = EXPORTER_MODULES[name]
+        if not _importable(module):
+            return f"the {name} exporter needs the Python module {module}: pip install {extra!r}"
+    if name == "webpdf":
+        if suffix is not None and suffix != ".pdf":
+            return f"the webpdf exporter writes a PDF: give the product a .pdf extension, not {suffix!r}"
+        if not _playwright_chromium():
+            return (
+                "the webpdf exporter needs Playwright's own Chromium, which is not installed "
+                f"(looked in {_playwright_browsers()}); nbconvert does not use a system "
+                "Chromium and would have to download one (python -m playwright install "
+                "chromium); use the pdf exporter (LaTeX) or an .html product instead"
+            )
+    return None
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # the parent package is missing
+        return False
+
+
+def _playwright_browsers() -> str:
+    """Where Playwright keeps its browsers (``PLAYWRIGHT_BROWSERS_PATH``, else its cache)."""
+    import os
+
+    configured = os.environ.get("PLAYWRIGHT_BROWSERS_PATH")
+    if configured and configured != "0":
+        return configured
+    if configured == "0":  # inside the playwright package
+        import importlib.util
+
+        spec = importlib.util.find_spec("playwright")
+        origin = spec.origin if spec and spec.origin else ""
+        return os.path.join(os.path.dirname(origin), "driver", "package", ".local-browsers")
+    return os.path.join(os.path.expanduser("~"), ".cache", "ms-playwright")
+
+
+def _playwright_chromium() -> bool:
+    import glob
+    import os
+
+    folder = _playwright_browsers()
+    return any(
+        glob.glob(os.path.join(folder, pattern))
+        for pattern in ("chromium-*", "chromium_headless_shell-*")
+    )
+
+
 def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str | bytes:
     """The notebook node ``nb`` rendered in the format of ``suffix``."""
     if suffix == ".ipynb":

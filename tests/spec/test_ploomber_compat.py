@@ -506,3 +506,15 @@ def test_location_names_a_function_returning_the_dag(tmp_path):
     with pytest.raises(InvalidValueError, match="returned int 42, not a DAG") as raised:
         DAGSpec(tmp_path / "pipeline.yaml").to_dag()
     assert raised.value.line == 1
+
+
+def test_exporter_problem_names_what_an_exporter_lacks_here(tmp_path, monkeypatch):
+    from nbpipe.notebooks.convert import exporter_problem
+
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "no-browsers"))
+    assert exporter_problem("slides", ".html") is None
+    assert exporter_problem("html", ".html") is None
+    assert "'sildes' is not an nbconvert exporter installed here" in exporter_problem("sildes")
+    assert "give the product a .pdf extension" in exporter_problem("webpdf", ".html")
+    webpdf = exporter_problem("webpdf", ".pdf")
+    assert "needs Playwright's own Chromium" in webpdf and str(tmp_path / "no-browsers") in webpdf
