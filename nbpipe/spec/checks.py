@@ -69,7 +69,7 @@ IGNORED = {
 #: Ploomber keys whose feature nbpipe does not have: an error that says so.
 UNSUPPORTED = {
     "top": ("clients",),
-    "meta": ("source_loader", "import_tasks_from"),
+    "meta": ("source_loader",),  # import_tasks_from is read by loader.py
     "task": ("client", "product_client", "debug_mode", "executor"),
 }
 #: Ploomber's Serial executor options that do not apply to nbpipe's.
