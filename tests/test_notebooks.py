@@ -159,12 +159,15 @@ def test_render_checks_for_notebooks(workdir):
 
 
 @pytest.mark.skipif(shutil.which("xelatex") is not None, reason="a TeX toolchain is installed here")
-def test_pdf_without_tex_is_a_render_error(workdir):
+def test_pdf_without_tex_fails_that_task_at_build_time(workdir):
+    """A missing program fails its task alone when it is built (so other tasks, and partial
+    builds without it, are not blocked); it is not a render problem."""
     write_notebook(workdir / "nb.ipynb", "print(1)")
     dag = DAG()
     NotebookRunner("nb.ipynb", File("report.pdf"), dag)
-    with pytest.raises(DAGRenderError, match=r"report.pdf: a .pdf product needs xelatex"):
-        dag.render()
+    dag.render()
+    with pytest.raises(DAGBuildError, match=r"report.pdf: a .pdf product needs xelatex"):
+        dag.build()
 
 
 def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, monkeypatch):

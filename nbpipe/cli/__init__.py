@@ -40,7 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = ploomber_env_arguments(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # A factory entry point (-e module.make) takes its own arguments: they are what
+        # argparse does not know, checked once the factory is loaded (commands.load_dag).
+        args, args.extra = parser.parse_known_args(argv)
+        if args.extra and args.command is None:
+            parser.error(f"unrecognized arguments: {' '.join(args.extra)}")
     except SystemExit as exit:  # --help, --version (0) and usage errors (2)
         return exit.code if isinstance(exit.code, int) else EXIT_USAGE
     if args.command is None:
@@ -49,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     # Only now, so that --help and usage errors load no more than the parser.
     from nbpipe.cli.commands import COMMANDS
     from nbpipe.cli.json_output import JsonOutput, StatusJsonOutput
-    from nbpipe.cli.output import HumanOutput, Output, setup_logging
+    from nbpipe.cli.output import HumanOutput, Output, log_to, setup_logging
 
+    try:
+        log_to(getattr(args, "log", None), getattr(args, "log_file", None))
+    except OSError as error:
+        print(f"error: --log-file: {error}", file=sys.stderr)
+        return EXIT_USAGE
     setup_logging(level="WARNING")
     output: Output
     if not getattr(args, "json", False):

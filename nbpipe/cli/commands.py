@@ -7,6 +7,7 @@ the engine are imported here, inside the handlers, never when the module is impo
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -17,8 +18,6 @@ from nbpipe.cli.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError
 from nbpipe.cli.parser import parse_env
 
 if TYPE_CHECKING:
-    import argparse
-
     from nbpipe.cli.output import Output
     from nbpipe.engine.dag import DAG
     from nbpipe.engine.events import Observer
@@ -42,19 +41,43 @@ def cmd_build(args: argparse.Namespace, output: Output) -> int:
         dag.executor = Parallel(
             processes=args.processes, start_method=getattr(previous, "start_method", None)
         )
-    targets = list(dict.fromkeys(args.partially or []))
-    unknown = [name for name in targets if name not in dag]
-    if unknown:
-        raise UsageError(_unknown_task(unknown, dag))
+    targets = _targets(args.partially or [], dag)
+    if args.skip_upstream and not targets:
+        from nbpipe.cli.errors import say
+
+        say("warning: --skip-upstream applies with --partially only; building everything")
     return _build(
         dag,
         output,
         lambda observers: (
-            dag.build_partially(targets, force=args.force, observers=observers)
+            dag.build_partially(
+                targets,
+                force=args.force,
+                skip_upstream=args.skip_upstream,
+                observers=observers,
+            )
             if targets
             else dag.build(force=args.force, observers=observers)
         ),
     )
+
+
+def _targets(names: list[str], dag: DAG) -> list[str]:
+    """The tasks ``--partially`` names: names, or patterns such as ``fit-*`` (each task once).
+    A name that is no task, or a pattern that matches none, is a usage error."""
+    if not names:
+        return []
+    unknown = [
+        name
+        for name in dict.fromkeys(names)
+        if name not in dag and not any(char in name for char in "*?[")
+    ]
+    if unknown:
+        raise UsageError(_unknown_task(unknown, dag))
+    try:
+        return dag.match_tasks(names)
+    except KeyError as error:
+        raise UsageError(f"{error.args[0]}") from None
 
 
 def cmd_task(args: argparse.Namespace, output: Output) -> int:
@@ -83,16 +106,38 @@ def cmd_status(args: argparse.Namespace, output: Output) -> int:
 
 
 def cmd_plot(args: argparse.Namespace, output: Output) -> int:
-    if args.output and os.path.splitext(args.output)[1].lower() not in (".md", ".html", ".mmd"):
-        raise UsageError(f"-o {args.output}: the file must end in .md, .html or .mmd")
+    """Writes ``pipeline.html`` (``pipeline.NAME.html`` for ``pipeline.NAME.yaml``) in the
+    working directory, as Ploomber's ``plot`` does; ``-o FILE`` another file, ``-o -`` prints
+    the Mermaid source."""
+    target = args.output
+    if args.backend == "pygraphviz":
+        raise UsageError(
+            "--backend pygraphviz (a PNG) is not supported: nbpipe draws with Mermaid "
+            "(pipeline.html renders with no network)"
+        )
+    if target not in (None, "-") and os.path.splitext(target)[1].lower() not in (
+        ".md",
+        ".html",
+        ".mmd",
+    ):
+        raise UsageError(f"-o {target}: the file must end in .html, .md or .mmd (or be -)")
     dag = load_dag(args, output)
-    diagram = dag.plot()
-    if args.output:
-        path = diagram.write(args.output)
-        print(f"Wrote {path}", file=sys.stderr)
-    else:
+    diagram = dag.plot(include_products=args.include_products)
+    if target == "-":
         print(diagram.source)
+        return EXIT_OK
+    path = diagram.write(target or _default_plot_name(args))
+    print(f"Plot saved at: {path}", file=sys.stderr)
     return EXIT_OK
+
+
+def _default_plot_name(args: argparse.Namespace) -> str:
+    """``pipeline.html``, or ``pipeline.NAME.html`` for an entry point ``pipeline.NAME.yaml``."""
+    entry = args.entry_point or os.environ.get("NBPIPE_ENTRY_POINT") or ""
+    parts = os.path.basename(entry).split(".")
+    if len(parts) == 3 and parts[0] == "pipeline" and parts[2] in ("yaml", "yml"):
+        return f"pipeline.{parts[1]}.html"
+    return "pipeline.html"
 
 
 #: The handler of each command, by the name ``args.command`` gives it.
@@ -108,12 +153,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
 def load_dag(args: argparse.Namespace, output: Output) -> DAG:
     """The DAG of the entry point (a spec, a folder with one, or a dotted path to a factory)."""
     env = parse_env(args.env)
+    extra = getattr(args, "extra", None) or []
     entry = args.entry_point or os.environ.get("NBPIPE_ENTRY_POINT")
     if entry and _is_dotted_factory(entry):
         output.header(entry)
-        if env:
-            raise UsageError("--env applies to pipeline.yaml entry points only")
-        return _load_factory(entry)
+        return _load_factory(entry, env, extra)
+    if extra:
+        raise UsageError(
+            f"unrecognized arguments: {' '.join(extra)} (only a function entry point, "
+            "-e module.function, takes arguments of its own)"
+        )
     from nbpipe.spec import DAGSpec, find_entry_point
 
     if entry:
@@ -136,16 +185,63 @@ def _is_dotted_factory(entry: str) -> bool:
     )
 
 
-def _load_factory(entry: str) -> DAG:
+def _load_factory(entry: str, env: dict[str, str], extra: list[str]) -> DAG:
+    """The DAG a factory returns. As in Ploomber, the factory's parameters are command-line
+    arguments (``--name VALUE`` for those with a default, positional for the others), and a
+    factory decorated with ``nbpipe.env.with_env`` takes ``--env KEY=VALUE`` (or
+    ``--env--KEY VALUE``) to replace its env values."""
     from nbpipe.engine.dag import DAG
     from nbpipe.spec.dotted import ensure_on_path, import_dotted
 
     ensure_on_path(os.getcwd())
     factory = import_dotted(entry, file=None, line=None, key="entry point", what="function")
-    dag = factory() if callable(factory) and not isinstance(factory, DAG) else factory
+    if isinstance(factory, DAG) or not callable(factory):
+        if env or extra:
+            raise UsageError(f"entry point {entry!r} is not a function: it takes no arguments")
+        dag = factory
+    else:
+        kwargs = _factory_arguments(factory, entry, extra)
+        if env:
+            if not hasattr(factory, "_env_source"):
+                raise UsageError(
+                    f"--env applies to pipeline.yaml entry points and to functions decorated "
+                    f"with @with_env (nbpipe.env); {entry} is not"
+                )
+            kwargs.update({f"env__{key.replace('.', '__')}": value for key, value in env.items()})
+        dag = factory(**kwargs)
     if not isinstance(dag, DAG):
         raise UsageError(f"entry point {entry!r} returned {type(dag).__name__}, not a DAG")
     return dag
+
+
+class _FactoryParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _factory_arguments(factory: Callable, entry: str, extra: list[str]) -> dict[str, object]:
+    """The factory's keyword arguments from ``extra``, parsed by its signature (annotations
+    int, float and str convert; a bool parameter with a default is a flag)."""
+    import inspect
+
+    parser = _FactoryParser(prog=f"-e {entry}", add_help=False)
+    names = []
+    for name, parameter in inspect.signature(factory).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        names.append(name)
+        annotation = parameter.annotation
+        kind = annotation if annotation in (int, float, str) else None
+        if parameter.default is parameter.empty:
+            parser.add_argument(name, type=kind)
+        elif annotation is bool or isinstance(parameter.default, bool):
+            parser.add_argument(
+                f"--{name}", action="store_false" if parameter.default else "store_true"
+            )
+        else:
+            parser.add_argument(f"--{name}", type=kind, default=parameter.default)
+    parsed = parser.parse_args(extra)
+    return {name: getattr(parsed, name) for name in names}
 
 
 def _unknown_task(names: list[str], dag: DAG) -> str:

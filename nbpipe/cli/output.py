@@ -166,11 +166,40 @@ class _Formatter:
         return self._plain.format(record)
 
 
-def setup_logging(level: str) -> None:
-    """Send the ``nbpipe`` logger to stderr at ``level``. The handler is added once per process;
-    later calls only change the level (a build decides it once it knows where stderr goes)."""
+#: The level ``--log`` asked for; it wins over the level a command would choose.
+_requested_level: str | None = None
+
+
+def log_to(level: str | None, file: str | None) -> None:
+    """Ploomber's ``--log LEVEL`` and ``--log-file FILE``: the root logger (so the pipeline's
+    own code too, and papermill's) logs at ``level`` to stderr, and to ``file`` when given
+    (at ``level``, default INFO); nbpipe's own messages go to both at that level."""
+    global _requested_level
     import logging
 
+    if level is None and file is None:
+        return
+    _requested_level = level or "INFO"
+    root = logging.getLogger()
+    root.setLevel(_requested_level)
+    if level is not None:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))
+        root.addHandler(stream)
+    if file is not None:
+        handler = logging.FileHandler(file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        logging.getLogger("nbpipe").addHandler(handler)  # nbpipe's logger does not propagate
+
+
+def setup_logging(level: str) -> None:
+    """Send the ``nbpipe`` logger to stderr at ``level`` (or ``--log``'s). The handler is added
+    once per process; later calls only change the level (a build decides it once it knows where
+    stderr goes)."""
+    import logging
+
+    level = _requested_level or level
     logger = logging.getLogger("nbpipe")
     if getattr(logger, "_nbpipe_cli", False):
         logger.setLevel(level)

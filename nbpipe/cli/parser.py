@@ -22,10 +22,12 @@ examples:
   nbpipe build --force              rebuild everything
   nbpipe build --partially clean    build 'clean' and what it needs
   nbpipe build -p a -p b            build 'a', 'b' and what they need
+  nbpipe build -p 'fit-*' --skip-upstream   build the tasks named fit-..., not what they need
   nbpipe build --env n_rows=1000    override a value of env.yaml
   nbpipe build --json               one JSON object per event on stdout (for programs)
   nbpipe status                     what is up to date, and why not
-  nbpipe plot -o pipeline.html      the pipeline as a Mermaid diagram
+  nbpipe plot                       the pipeline as a Mermaid diagram in pipeline.html
+  nbpipe build --log info --log-file build.log   log at INFO to stderr and to a file
 
 exit codes: 0 built (early stop included), 1 a task failed, 2 bad usage or spec,
 130/143 interrupted (SIGINT/SIGTERM)."""
@@ -68,6 +70,20 @@ def build_parser() -> argparse.ArgumentParser:
             "values; VALUE is read as YAML, so 3 is a number). Ploomber's --env--KEY VALUE "
             "works too",
         )
+        sub.add_argument(
+            "--log",
+            "-l",
+            metavar="LEVEL",
+            type=_log_level,
+            help="log at LEVEL (debug, info, warning, error) to stderr: nbpipe's messages and "
+            "those of the pipeline's code",
+        )
+        sub.add_argument(
+            "--log-file",
+            "-F",
+            metavar="FILE",
+            help="also write the log to FILE (at --log's level, default info)",
+        )
         return sub
 
     build = command(
@@ -83,7 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TASK",
         action="append",
         help="build only TASK and the tasks it needs (repeatable: several tasks and what "
-        "they need)",
+        "they need; a pattern such as 'fit-*' names every task that matches)",
+    )
+    build.add_argument(
+        "--skip-upstream",
+        "-su",
+        action="store_true",
+        help="with --partially: build only the tasks named, not the tasks they need (their "
+        "products must exist)",
     )
     build.add_argument(
         "--processes",
@@ -126,13 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     plot = command(
         "plot",
         "draw the pipeline as a Mermaid diagram",
-        "Draw the pipeline as a Mermaid flowchart. Without -o, print the Mermaid source.",
+        "Draw the pipeline as a Mermaid flowchart in pipeline.html (pipeline.NAME.html for\n"
+        "pipeline.NAME.yaml), a page that renders with no network. -o picks another file;\n"
+        "-o - prints the Mermaid source.",
     )
     plot.add_argument(
         "-o",
         "--output",
         metavar="FILE",
-        help="write it to FILE: .md (a fenced mermaid block), .html (a page) or .mmd (Mermaid)",
+        help="write it to FILE: .html (a page), .md (a fenced mermaid block) or .mmd (Mermaid); "
+        "- prints the Mermaid source",
+    )
+    plot.add_argument(
+        "--backend",
+        "-b",
+        choices=("mermaid", "d3", "pygraphviz"),
+        help="Ploomber's option: mermaid (and d3, drawn with Mermaid too) are accepted; "
+        "pygraphviz (a PNG) is not supported",
+    )
+    plot.add_argument(
+        "--include-products",
+        "-i",
+        action="store_true",
+        help="list each task's products in its box",
     )
 
     task = command(
@@ -145,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("--force", "-f", action="store_true", help="build it even if up to date")
     task.add_argument("--json", action="store_true", help="JSON lines output, as for build")
     return parser
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a log level; use one of {', '.join(name.lower() for name in LOG_LEVELS)}"
+        )
+    return level
 
 
 def _positive_int(text: str) -> int:

@@ -8,6 +8,7 @@ and returns the report, which like the task statuses is derived from the build's
 
 from __future__ import annotations
 
+import fnmatch
 import graphlib
 import logging
 import os
@@ -39,10 +40,14 @@ from nbpipe.engine.status import StatusReport, StatusRow
 from nbpipe.exceptions import (
     DAGBuildEarlyStop,
     DAGBuildError,
+    DAGCycle,
     DAGRenderError,
-    DAGSpecError,
+    DuplicateTaskNameError,
+    PlotException,
+    ValidationError,
 )
 from nbpipe.executors.base import Executor
+from nbpipe.executors.serial import UncaughtTaskError
 from nbpipe.executors.worker import describe_error
 from nbpipe.tasks.base import Task
 
@@ -117,7 +122,7 @@ class DAG:
     # -- the collection of tasks ----------------------------------------------------------------
     def _add(self, task: Task) -> None:
         if task.name in self._tasks:
-            raise DAGSpecError(
+            raise DuplicateTaskNameError(
                 f"DAG {self.name!r} already has a task named {task.name!r}; pass name= to tell them apart"
             )
         self._tasks[task.name] = task
@@ -158,7 +163,7 @@ class DAG:
             sorter.prepare()
         except graphlib.CycleError as error:
             cycle = " -> ".join(error.args[1])
-            raise DAGSpecError(f"DAG {self.name!r} has a cycle: {cycle}") from None
+            raise DAGCycle(f"DAG {self.name!r} has a cycle: {cycle}") from None
         order = []
         while sorter.is_active():
             layer = sorted(sorter.get_ready(), key=position.__getitem__)
@@ -181,7 +186,13 @@ class DAG:
     def render(self) -> DAG:
         """Checks the DAG and runs the ``on_render`` hooks; raises DAGRenderError listing all
         problems. Sources are re-read, so edits since the last render count."""
-        order = self._ordered()
+        return self._render(self._ordered())
+
+    def _render(self, order: list[Task]) -> DAG:
+        """``render`` for the tasks of one build (``order``): a problem of a task the build
+        does not run (``build_partially``, ``build_task``) does not keep it from running, as in
+        Ploomber, which renders only the tasks a partial build keeps. Products claimed twice are
+        checked across the whole DAG."""
         problems: list[tuple[str, str]] = []
         owners: dict[str, list[str]] = defaultdict(list)
         for task in order:
@@ -189,6 +200,7 @@ class DAG:
             problems += [(task.name, problem) for problem in task.problems()]
             problems += [(task.name, problem) for problem in task.product_problems()]
             problems += self._hook_problems(task)
+        for task in self._ordered():
             for file in task.files:
                 owners[os.path.realpath(file.path)].append(task.name)  # symlinks resolved
         problems += [
@@ -283,14 +295,55 @@ class DAG:
         target: str | Iterable[str],
         force: bool = False,
         show_progress: bool | None = None,
+        debug: str | None = None,
+        skip_upstream: bool = False,
         observers: Iterable[Observer] = (),
     ) -> BuildReport:
-        """Builds ``target`` (a task's name, or several names) and the tasks they need, nothing
-        else. Each task is built once, however many targets need it."""
-        targets = [target] if isinstance(target, str) else list(target)
-        if not targets:
-            raise ValueError("build_partially needs at least one task name")
+        """Builds ``target`` and the tasks it needs, nothing else (Ploomber's arguments, in
+        Ploomber's order).
+
+        ``target`` is a task's name, a pattern (``'fit-*'``: every task whose name matches,
+        with ``*``, ``?`` and ``[...]`` as in ``fnmatch``) or several of them; each task is
+        built once, however many targets need it. With ``skip_upstream`` only the targets
+        themselves are built (their upstream products must exist). ``debug`` must be None
+        (Ploomber's debugging sessions are not supported). A name that is no task, or a
+        pattern that matches none, is a KeyError before anything runs.
+        """
+        if debug is not None:
+            raise ValidationError(
+                f"debug={debug!r} is not supported by nbpipe; a failing notebook is kept as "
+                "<product>.failed.ipynb, and Serial(catch_exceptions=False) raises a failing "
+                "function's exception as it is, for a debugger"
+            )
+        targets = self.match_tasks([target] if isinstance(target, str) else list(target))
+        if skip_upstream:
+            chosen = [task for task in self._ordered() if task.name in targets]
+            return self._build(chosen, force, observers, show_progress)
         return self._build(self._with_upstream(targets), force, observers, show_progress)
+
+    def match_tasks(self, names: Iterable[str]) -> list[str]:
+        """Task names for ``names``, each a task's name or a pattern (``*``, ``?``, ``[``
+        as in ``fnmatch``), in the order given, each once. Raises KeyError for a name that is no
+        task and a pattern that matches none."""
+        names = list(names)
+        if not names:
+            raise ValueError("build_partially needs at least one task name")
+        matched: dict[str, None] = {}
+        unknown = []
+        for name in names:
+            if name in self._tasks:
+                matched[name] = None
+            elif any(char in name for char in "*?["):
+                found = fnmatch.filter(list(self._tasks), name)
+                matched.update(dict.fromkeys(found))
+                if not found:
+                    unknown.append(f"No task matches {name!r}")
+            else:
+                unknown.append(f"No task named {name!r}")
+        if unknown:
+            tasks = ", ".join(self._tasks)
+            raise KeyError(f"{'; '.join(unknown)} in DAG {self.name!r}; tasks: {tasks}")
+        return list(matched)
 
     def build_task(
         self, name: str, force: bool = False, observers: Iterable[Observer] = ()
@@ -312,7 +365,7 @@ class DAG:
         report = BuildReport(state)
         stream = EventStream([state.apply, ProgressObserver(show_progress), *observers])
         try:
-            self.render()
+            self._render(tasks)
         except DAGBuildEarlyStop as stop:
             reason = str(stop) or "a render hook asked to stop"
             stream.emit(
@@ -331,7 +384,11 @@ class DAG:
             return self._run_dag_hooks(outcome, failures, report)
 
         build = Build(tasks, to_run, stream, self.name, finish_hook)
-        if build.run(self.executor) is BuildOutcome.FAILED:
+        try:
+            outcome = build.run(self.executor)
+        except UncaughtTaskError as uncaught:  # Serial(catch_exceptions=False): as it is
+            raise uncaught.error from None
+        if outcome is BuildOutcome.FAILED:
             raise DAGBuildError(build.failures, report)
         return report
 
@@ -374,10 +431,30 @@ class DAG:
         return task.status if task is not None else TaskStatus.PENDING
 
     # -- plot -----------------------------------------------------------------------------------
-    def plot(self, output: str | Path | None = None) -> Mermaid:
-        """The DAG as Mermaid; with ``output``, also written there (``.md``, ``.html``, ``.mmd``)."""
-        diagram = mermaid(self._ordered())
-        if output is not None:
+    def plot(
+        self,
+        output: str | Path | None = None,
+        include_products: bool = False,
+        backend: str | None = None,
+    ) -> Mermaid:
+        """The DAG as Mermaid; with ``output``, also written there (``.html``: a page that
+        renders offline, ``.md``, ``.mmd``). Ploomber's arguments: ``output='embed'`` is the
+        same as None (the returned diagram shows in Jupyter); ``include_products`` lists each
+        task's products in its box; ``backend`` may be None, ``'mermaid'`` or ``'d3'`` (drawn
+        with Mermaid too); ``'pygraphviz'`` (PNG) is not supported."""
+        if backend not in (None, "mermaid", "d3"):
+            raise PlotException(
+                f"backend {backend!r} is not supported by nbpipe, which draws with Mermaid: "
+                "use backend=None or 'mermaid' (an .html, .md or .mmd output)"
+            )
+        diagram = mermaid(self._ordered(), include_products=include_products)
+        if output is not None and str(output) != "embed":
+            suffix = Path(output).suffix.lower()
+            if suffix not in (".html", ".md", ".mmd"):
+                raise PlotException(
+                    f"cannot plot to {str(output)!r}: nbpipe writes .html (a page that renders "
+                    "offline), .md or .mmd, not an image"
+                )
             diagram.write(output)
         return diagram
 

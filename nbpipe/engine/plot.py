@@ -1,18 +1,30 @@
 """``dag.plot()``: the DAG as a Mermaid flowchart, coloured by each task's last status.
 
 Mermaid is text, so it needs no graphics toolchain: JupyterLab renders it natively
-(``text/vnd.mermaid``), GitHub renders it in Markdown, and the HTML page loads mermaid.js.
+(``text/vnd.mermaid``), GitHub renders it in Markdown, and the HTML page carries mermaid.js
+itself (vendored in ``nbpipe/engine/vendor/``, MIT), so it renders offline.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from nbpipe.tasks.base import Task
+
+MERMAID_VERSION = "11.17.2"
+_MERMAID_JS = Path(__file__).parent / "vendor" / "mermaid.min.js"
+
+
+@cache
+def mermaid_script() -> str:
+    """The vendored mermaid.js (it holds no ``</script``, so it is inlined as it is)."""
+    return _MERMAID_JS.read_text(encoding="utf-8")
+
 
 _COLOURS = {
     "executed": "#c8e6c9",
@@ -41,13 +53,13 @@ class Mermaid:
         return f"```mermaid\n{self.source}\n```\n"
 
     def to_html(self, title: str = "Pipeline") -> str:
+        """A page that draws the diagram with no network: mermaid.js is inlined."""
         return (
             '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
             f"<title>{html.escape(title)}</title></head><body>\n"
             f'<pre class="mermaid">\n{html.escape(self.source)}\n</pre>\n'
-            '<script type="module">import mermaid from '
-            '"https://cdn.jsdelivr.net/npm/mermaid@11/dist/mermaid.esm.min.mjs";'
-            "mermaid.initialize({startOnLoad: true});</script>\n</body></html>\n"
+            f"<script>/* mermaid {MERMAID_VERSION}, MIT licence */\n{mermaid_script()}\n</script>\n"
+            "<script>mermaid.initialize({startOnLoad: true});</script>\n</body></html>\n"
         )
 
     def write(self, path: str | Path) -> Path:
@@ -65,11 +77,15 @@ class Mermaid:
         return path
 
 
-def mermaid(tasks: list[Task], direction: str = "LR") -> Mermaid:
+def mermaid(tasks: list[Task], direction: str = "LR", include_products: bool = False) -> Mermaid:
+    """The tasks as a flowchart; ``include_products`` adds each task's products to its box."""
     ids = {task.name: f"t{i}" for i, task in enumerate(tasks)}
     lines = [f"flowchart {direction}"]
     for task in tasks:
-        lines.append(f'    {ids[task.name]}["{_label(task.name)}"]')
+        label = _label(task.name)
+        if include_products:
+            label += "".join(f"<br/><small>{_label(str(file))}</small>" for file in task.files)
+        lines.append(f'    {ids[task.name]}["{label}"]')
     for task in tasks:
         lines += [f"    {ids[parent]} --> {ids[task.name]}" for parent in task.upstream]
     used = set()

@@ -99,35 +99,94 @@ class File(os.PathLike):
         return File(self._path.parent / f".nbpipe-{token}-{self._path.name}")
 
 
-class MultiProduct(Mapping[str, File]):
-    """Several named products of one task: ``product['data']``, ``product['nb']``."""
+class MultiProduct(Mapping):
+    """Several products of one task, named (from a dict: ``product['data']``) or numbered (from
+    a list or tuple: ``product[0]``).
 
-    def __init__(self, products: Mapping[str, File]):
-        self._products = dict(products)
+    As in Ploomber, iterating a MultiProduct yields its ``File`` objects, not its keys, so that
+    ``for f in product: Path(f).touch()`` touches every product; ``keys()``, ``items()`` and
+    ``values()`` work as for a dict (``keys()`` of a numbered product are 0, 1, ...).
+    ``len``, ``in`` (a key) and ``product[key]`` work as for the dict or list it was made from.
+    """
 
-    def __getitem__(self, key: str) -> File:
+    def __init__(self, products: Mapping[Any, File] | list[File] | tuple[File, ...]):
+        self._sequence = isinstance(products, (list, tuple))
+        self._products: dict[Any, File] = (
+            dict(enumerate(products)) if self._sequence else dict(products)
+        )
+
+    @property
+    def is_sequence(self) -> bool:
+        """True when made from a list or tuple (numbered), False for a dict (named)."""
+        return self._sequence
+
+    def __getitem__(self, key: Any) -> File:
         try:
             return self._products[key]
-        except KeyError:
-            raise KeyError(
-                f"No product {key!r}; this task's products are: {', '.join(self)}"
-            ) from None
+        except (KeyError, TypeError):
+            which = (
+                f"numbered 0..{len(self) - 1}"
+                if self._sequence
+                else ", ".join(map(str, self.keys()))
+            )
+            raise KeyError(f"No product {key!r}; this task's products are: {which}") from None
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._products)
+    def __iter__(self) -> Iterator[File]:  # type: ignore[override]
+        return iter(self._products.values())
+
+    def __contains__(self, key: object) -> bool:
+        try:
+            return key in self._products
+        except TypeError:
+            return False
 
     def __len__(self) -> int:
         return len(self._products)
 
+    def keys(self):  # type: ignore[override]
+        return self._products.keys()
+
+    def items(self):  # type: ignore[override]
+        return self._products.items()
+
+    def values(self):  # type: ignore[override]
+        return self._products.values()
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        return self._products.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, MultiProduct):
+            return self._sequence == other._sequence and self._products == other._products
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __str__(self) -> str:
+        if self._sequence:
+            return str([str(file) for file in self.values()])
+        return str({key: str(file) for key, file in self.items()})
+
     def __repr__(self) -> str:
-        return f"MultiProduct({self._products!r})"
+        shown = list(self.values()) if self._sequence else self._products
+        return f"MultiProduct({shown!r})"
+
+    def map(self, fn) -> list | dict:
+        """``fn`` applied to each File, in the same shape: a list or a dict by key."""
+        if self._sequence:
+            return [fn(file) for file in self.values()]
+        return {key: fn(file) for key, file in self.items()}
+
+    def with_files(self, fn) -> MultiProduct:
+        """A MultiProduct of the same shape whose Files are ``fn(file)``."""
+        return MultiProduct(self.map(fn))
 
 
 Product = File | MultiProduct
 
 
 def as_product(value: Any) -> Product:
-    """Accepts a File, a path, or a mapping of key -> File/path."""
+    """Accepts a File, a path, a mapping of key -> File/path, or a list or tuple of them."""
     if isinstance(value, (File, MultiProduct)):
         return value
     if isinstance(value, (str, os.PathLike)):
@@ -136,12 +195,17 @@ def as_product(value: Any) -> Product:
         if not value:
             raise DAGSpecError("A product mapping needs at least one entry")
         return MultiProduct({str(key): as_product_file(key, item) for key, item in value.items()})
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise DAGSpecError("A product list needs at least one entry")
+        return MultiProduct([as_product_file(index, item) for index, item in enumerate(value)])
     raise DAGSpecError(
-        f"A product must be a File, a path or a mapping of them, not {type(value).__name__}"
+        "A product must be a File, a path, or a mapping, list or tuple of them, "
+        f"not {type(value).__name__}"
     )
 
 
-def as_product_file(key: str, value: Any) -> File:
+def as_product_file(key: Any, value: Any) -> File:
     if isinstance(value, File):
         return value
     if isinstance(value, (str, os.PathLike)):
@@ -154,15 +218,16 @@ def files_of(product: Product) -> list[File]:
 
 
 def map_files(product: Product, fn) -> Any:
-    """Applies ``fn`` to each File, keeping the shape (a single value or a dict by key)."""
+    """Applies ``fn`` to each File, keeping the shape (a single value, a dict by key, or a list
+    for a product made from a list or tuple)."""
     if isinstance(product, MultiProduct):
-        return {key: fn(file) for key, file in product.items()}
+        return product.map(fn)
     return fn(product)
 
 
 def staged_product(product: Product, token: str) -> Product:
     if isinstance(product, MultiProduct):
-        return MultiProduct({key: file.staged(token) for key, file in product.items()})
+        return product.with_files(lambda file: file.staged(token))
     return product.staged(token)
 
 

@@ -12,13 +12,24 @@ from nbpipe.engine.table import Cell, html_table, text_table
 
 HEADER = ["name", "ran", "status", "elapsed (s)", "products"]
 
+#: Ploomber's build report columns, which ``report[column]`` also answers.
+PLOOMBER_COLUMNS = ("name", "Ran?", "Elapsed (s)", "Percentage")
+
 
 class BuildReport:
     """What a build did: one row per task (a ``TaskState``), and how the build ended.
 
-    Prints as a table; shows as HTML in Jupyter; ``report['task']`` gives one row. It reads the
-    build's ``BuildState``, which the build's events keep up to date, so a report taken during a
-    build (or after an interrupt) shows what happened so far.
+    Prints as a table; shows as HTML in Jupyter; ``report['task']`` gives one row
+    (``report.tasks['task']`` too). It reads the build's ``BuildState``, which the build's events
+    keep up to date, so a report taken during a build (or after an interrupt) shows what happened
+    so far.
+
+    It also answers Ploomber's table access: ``report['name']``, ``report['Ran?']``,
+    ``report['Elapsed (s)']`` and ``report['Percentage']`` are columns (lists, one value per
+    task; a column name wins over a task of that name), ``report[['name', 'Ran?']]`` a dict of
+    columns, ``report.values`` all of them, ``report.to_pandas()`` a DataFrame (pandas must be
+    installed). Unlike Ploomber's, iterating yields the rows and ``to_dict()`` is nbpipe's
+    report (the ``--json`` summary's), not the columns.
     """
 
     def __init__(self, state: BuildState | None = None, pending: BuildOutcome | None = None):
@@ -48,8 +59,44 @@ class BuildReport:
     def elapsed(self) -> float | None:
         return self.state.elapsed
 
-    def __getitem__(self, name: str) -> TaskState:
-        return self.tasks[name]
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, (list, tuple)):
+            columns = self.values
+            unknown = [name for name in key if name not in columns]
+            if unknown:
+                raise KeyError(f"No column {unknown[0]!r}; columns: {', '.join(columns)}")
+            return {name: columns[name] for name in key}
+        if key in PLOOMBER_COLUMNS:
+            return self.values[key]
+        try:
+            return self.tasks[key]
+        except KeyError:
+            raise KeyError(
+                f"No task or column {key!r}; tasks: {', '.join(self.tasks) or 'none'}; "
+                f"columns: {', '.join(PLOOMBER_COLUMNS)}"
+            ) from None
+
+    @property
+    def values(self) -> dict[str, list[Any]]:
+        """Ploomber's columns: ``name``, ``Ran?``, ``Elapsed (s)`` (0 for a task that did not
+        run) and ``Percentage`` (of the elapsed times' sum), one value per task."""
+        rows = list(self)
+        elapsed = [row.elapsed or 0 for row in rows]
+        total = sum(elapsed)
+        return {
+            "name": [row.name for row in rows],
+            "Ran?": [row.ran for row in rows],
+            "Elapsed (s)": elapsed,
+            "Percentage": [100 * value / total if value else 0 for value in elapsed],
+        }
+
+    def to_pandas(self):
+        """Ploomber's columns (``values``) as a pandas DataFrame."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError("BuildReport.to_pandas() needs pandas: pip install pandas") from None
+        return pandas.DataFrame(self.values)
 
     def __iter__(self) -> Iterator[TaskState]:
         return iter(self.tasks.values())

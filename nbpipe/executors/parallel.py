@@ -21,9 +21,9 @@ START_METHODS = ("fork", "spawn", "forkserver")
 
 
 class Parallel(Executor):
-    """Runs a DAG in parallel using multiprocessing.
+    """Runs a DAG in parallel using multiprocessing (Ploomber's arguments, in Ploomber's order).
 
-    ``processes``: how many worker processes (default: ``os.cpu_count()``).
+    ``processes``: how many worker processes (default: ``os.cpu_count()``; settable).
     ``print_progress``: show a progress bar on stdout, otherwise log progress to ``nbpipe``.
     ``start_method``: 'fork', 'spawn' or 'forkserver'; None or '' uses multiprocessing's default.
     """
@@ -48,6 +48,13 @@ class Parallel(Executor):
     @property
     def processes(self) -> int:
         return self._processes or os.cpu_count() or 1
+
+    @processes.setter
+    def processes(self, value: int | None) -> None:
+        """Settable, as Ploomber's ``executor.processes = 4``."""
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"processes must be a positive integer or None, got {value!r}")
+        self._processes = value
 
     def __repr__(self) -> str:
         return f"Parallel(processes={self._processes}, start_method={self.start_method!r})"

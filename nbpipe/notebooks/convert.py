@@ -133,12 +133,15 @@ def _playwright_chromium() -> bool:
 
 
 def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str | bytes:
-    """The notebook node ``nb`` rendered in the format of ``suffix``."""
-    if suffix == ".ipynb":
+    """The notebook node ``nb`` rendered in the format of ``suffix``: a product's extension
+    (``.html``), or the name of an nbconvert exporter (``webpdf``, a task's
+    ``nbconvert_exporter_name``)."""
+    if suffix in (".ipynb", "ipynb", "notebook"):
         import nbformat
 
         return nbformat.writes(nb)
-    exporter = _exporter(EXPORTERS[suffix], json.dumps(export_kwargs or {}, sort_keys=True))
+    name = EXPORTERS.get(suffix, suffix)
+    exporter = _exporter(name, json.dumps(export_kwargs or {}, sort_keys=True))
     body, _resources = exporter.from_notebook_node(nb)
     return body
 

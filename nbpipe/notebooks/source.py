@@ -46,8 +46,13 @@ class NotebookSource:
 
     @classmethod
     def read(cls, path: Path) -> NotebookSource:
-        text = path.read_text(encoding="utf-8")
-        suffix = path.suffix.lower().lstrip(".")
+        return cls.from_text(path.read_text(encoding="utf-8"), path.suffix, path)
+
+    @classmethod
+    def from_text(cls, text: str, extension: str, path: Path) -> NotebookSource:
+        """A notebook given as text in the format of ``extension`` (``.ipynb``, ``py``, ...);
+        ``path`` names it in messages."""
+        suffix = extension.lower().lstrip(".")
         if suffix == "ipynb":
             notebook = json.loads(text)
             if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):

@@ -12,11 +12,16 @@ import difflib
 from collections.abc import Iterable
 from typing import Any
 
-from nbpipe.exceptions import NbpipeError
+from nbpipe.exceptions import (
+    DAGCycle,
+    DAGSpecInitializationError,
+    DAGSpecInvalidError,
+)
 
 
-class SpecError(NbpipeError):
-    """Something in the spec is wrong; ``message`` says what and ``file``/``line``/``key`` where."""
+class SpecError(DAGSpecInitializationError):
+    """Something in the spec is wrong; ``message`` says what and ``file``/``line``/``key`` where.
+    (Ploomber's ``DAGSpecInitializationError``, so Ploomber code catching that catches it.)"""
 
     def __init__(
         self,
@@ -57,8 +62,8 @@ class SpecError(NbpipeError):
         }
 
 
-class SpecNotFoundError(SpecError):
-    """No ``pipeline.yaml`` where one was looked for."""
+class SpecNotFoundError(SpecError, DAGSpecInvalidError, FileNotFoundError):
+    """No ``pipeline.yaml`` where one was looked for (a ``FileNotFoundError`` too)."""
 
 
 class YAMLSyntaxError(SpecError):
@@ -97,12 +102,12 @@ class UpstreamError(SpecError):
     """A task depends on a task that does not exist, or its declaration cannot be read."""
 
 
-class CycleError(SpecError):
+class CycleError(SpecError, DAGCycle):
     """Tasks depend on each other in a circle."""
 
 
-class DuplicateTaskError(SpecError):
-    """Two tasks with the same name."""
+class DuplicateTaskError(SpecError, ValueError):
+    """Two tasks with the same name (a ``ValueError`` too, as in Ploomber)."""
 
 
 class ProductError(SpecError):

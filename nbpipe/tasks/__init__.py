@@ -6,5 +6,6 @@ from nbpipe.tasks.callable import PythonCallable
 from nbpipe.tasks.notebook import NotebookRunner
 from nbpipe.tasks.script import ScriptRunner
 from nbpipe.tasks.shell import ShellScript
+from nbpipe.tasks.taskgroup import TaskGroup
 
-__all__ = ["NotebookRunner", "PythonCallable", "ScriptRunner", "ShellScript", "Task"]
+__all__ = ["NotebookRunner", "PythonCallable", "ScriptRunner", "ShellScript", "Task", "TaskGroup"]

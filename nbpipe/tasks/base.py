@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from nbpipe.engine.events import TaskStatus
@@ -26,11 +26,12 @@ from nbpipe.engine.products import (
     kind_problem,
     map_files,
 )
-from nbpipe.exceptions import DAGSpecError
+from nbpipe.exceptions import DAGSpecError, UpstreamKeyError
 
 if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
     from nbpipe.engine.report import BuildReport
+    from nbpipe.tasks.taskgroup import TaskGroup
 
 METADATA_VERSION = 1
 
@@ -44,11 +45,14 @@ class Job(Protocol):
 
 
 class Upstream(dict):
-    """The products of a task's upstream tasks, by task name, with a helpful KeyError."""
+    """The products of a task's upstream tasks, by task name, with a helpful KeyError
+    (``UpstreamKeyError``, Ploomber's name, which is a KeyError)."""
 
     def __missing__(self, key: str):
         names = ", ".join(sorted(self)) or "none"
-        raise KeyError(f"No upstream task named {key!r}; this task's upstream tasks are: {names}")
+        raise UpstreamKeyError(
+            f"No upstream task named {key!r}; this task's upstream tasks are: {names}"
+        )
 
 
 class Task:
@@ -86,22 +90,33 @@ class Task:
         return f"{type(self).__name__}({self.name!r})"
 
     # -- graph ----------------------------------------------------------------------------------
-    def set_upstream(self, other: Task) -> None:
+    def set_upstream(self, other: Task | Iterable[Task]) -> None:
+        """This task depends on ``other``: a task, or several (a list, a TaskGroup)."""
+        if not isinstance(other, Task):
+            for one in other:
+                self.set_upstream(one)
+            return
         if other.dag is not self.dag:
             raise DAGSpecError(f"{other.name!r} and {self.name!r} belong to different DAGs")
         if other is self:
             raise DAGSpecError(f"Task {self.name!r} cannot depend on itself")
         self.upstream[other.name] = other
 
-    def __rshift__(self, other: Task) -> Task:
+    def __rshift__(self, other: Task | TaskGroup) -> Task | TaskGroup:
+        """``a >> b``: b depends on a (each task of b, for a TaskGroup); returns b."""
         other.set_upstream(self)
         return other
 
     def __rrshift__(self, others: list[Task] | tuple[Task, ...]) -> Task:
         """``[a, b] >> c``: c depends on both."""
-        for other in others:
-            self.set_upstream(other)
+        self.set_upstream(others)
         return self
+
+    def __add__(self, other: Task | Iterable[Task]) -> TaskGroup:
+        """``a + b``: a TaskGroup, for wiring several tasks at once (``(a + b) >> c``)."""
+        from nbpipe.tasks.taskgroup import TaskGroup
+
+        return TaskGroup([self]) + other
 
     def build(self, force: bool = False) -> BuildReport:
         """Builds this task alone (if outdated); its upstream products must exist."""

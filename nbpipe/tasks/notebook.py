@@ -7,15 +7,24 @@ product named in ``nb_product_key``, converted by extension (``.ipynb``, ``.html
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
 import os
-from collections.abc import Callable, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nbpipe.engine.products import File, MultiProduct, Product, files_of, map_files
-from nbpipe.exceptions import MissingKernelError
-from nbpipe.notebooks.convert import format_problem
+from nbpipe.exceptions import (
+    MissingKernelError,
+    TaskBuildError,
+    TaskInitializationError,
+    ValidationError,
+)
+from nbpipe.notebooks.convert import SUPPORTED, format_problem
 from nbpipe.notebooks.execute import NotebookJob
 from nbpipe.notebooks.forking import kernel_launch, say_how_kernels_start
 from nbpipe.notebooks.kernels import KernelKey, warm_up
@@ -26,14 +35,54 @@ if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
 
 RESERVED_PARAMS = ("product", "upstream")
+STATIC_ANALYSIS = ("disabled", "regular", "strict", True, False)
+
+
+class NotebookPath(type(Path())):  # type: ignore[misc]
+    """A notebook task's source: its path (a ``pathlib.Path``), with Ploomber's source API:
+    ``task.source.loc`` is the path."""
+
+    @property
+    def loc(self) -> Path:
+        return self
+
+
+class NotebookText(str):
+    """A notebook task's source given as text (``ext_in``); like Ploomber's, its ``loc`` is
+    None."""
+
+    loc = None
+
+    @property
+    def primitive(self) -> str:
+        return str(self)
 
 
 class NotebookRunner(Task):
     """Executes the notebook at ``source``; see the module docstring.
 
-    ``kernelspec_name`` picks the kernel (else the notebook's own kernelspec, else ``python3``);
-    ``papermill_params`` go to ``papermill.execute_notebook`` (e.g. ``execution_timeout``);
-    ``nbconvert_export_kwargs`` configure the nbconvert exporters (e.g. ``exclude_input=True``).
+    The arguments are Ploomber's, in Ploomber's order:
+
+    - ``source``: the notebook's path (``str`` or ``Path``); or, with ``ext_in`` (``"py"``,
+      ``"ipynb"``, ...), the notebook itself as text (then ``name`` is required, and it runs in
+      the working directory).
+    - ``executor``: ``"papermill"`` (the only one; ``"ploomber-engine"`` is not supported);
+      ``executor_params``: more ``papermill_params`` (which they override, as in Ploomber).
+    - ``papermill_params`` go to ``papermill.execute_notebook`` (e.g. ``execution_timeout``;
+      ``log_output=True`` shows the notebook's output, its logging included, on stderr).
+    - ``kernelspec_name`` picks the kernel (else the notebook's own kernelspec, else
+      ``python3``); ``check_if_kernel_installed=False`` leaves that check to the build (the
+      task then fails alone) instead of render.
+    - ``nbconvert_exporter_name``: the nbconvert exporter for the executed notebook instead of
+      the one the extension implies (``"webpdf"``); a dict by key when ``nb_product_key`` is
+      a list. ``nbconvert_export_kwargs`` configure the exporters (``exclude_input=True``).
+    - ``nb_product_key``: the product key(s) (an index for a list product) that receive the
+      executed notebook.
+    - ``static_analysis``: ``"disabled"``, ``"regular"`` or ``"strict"`` (or a bool):
+      accepted; nbpipe does not run pyflakes on notebooks (docs/spec.md).
+    - ``local_execution``: ``True`` runs the notebook in its own folder (nbpipe's default),
+      ``False`` in the working directory at the time the task is made (Ploomber's default).
+    - ``debug_mode``: only ``None`` (Ploomber's debugging sessions are not supported).
     """
 
     def __init__(
@@ -43,20 +92,110 @@ class NotebookRunner(Task):
         dag: DAG,
         name: str | None = None,
         params: Mapping[str, Any] | None = None,
-        nb_product_key: str | list[str] = "nb",
-        kernelspec_name: str | None = None,
+        executor: str = "papermill",
+        executor_params: Mapping[str, Any] | None = None,
         papermill_params: Mapping[str, Any] | None = None,
+        kernelspec_name: str | None = None,
+        nbconvert_exporter_name: str | Mapping[Any, str] | None = None,
+        ext_in: str | None = None,
+        nb_product_key: str | int | list = "nb",
+        static_analysis: str | bool = "regular",
         nbconvert_export_kwargs: Mapping[str, Any] | None = None,
+        local_execution: bool | None = None,
+        check_if_kernel_installed: bool = True,
+        debug_mode: str | None = None,
     ):
-        self.source = Path(source)
-        self.nb_product_key = (
-            [nb_product_key] if isinstance(nb_product_key, str) else list(nb_product_key)
-        )
+        self.ext_in = ext_in
+        self._text: str | None = None
+        if ext_in is not None:
+            if not isinstance(source, str):
+                raise ValidationError(
+                    "ext_in must be None when the source is a path (pathlib.Path); pass the "
+                    "notebook's text as a str to use ext_in"
+                )
+            if name is None:
+                raise ValidationError(
+                    "a notebook given as text (ext_in) needs a name: pass name='...'"
+                )
+            self._text = source
+            self.source: NotebookPath | NotebookText = NotebookText(source)
+        elif isinstance(source, str) and "\n" in source:
+            raise ValidationError(
+                "this str source looks like a notebook's text, not a path: pass ext_in "
+                "(e.g. ext_in='py') to use it as text, or a path to the notebook"
+            )
+        else:
+            self.source = NotebookPath(source)
+        self._single_key = isinstance(nb_product_key, (str, int))
+        self.nb_product_key = [nb_product_key] if self._single_key else list(nb_product_key)
+        if executor != "papermill":
+            raise ValidationError(
+                f"executor {executor!r} is not supported by nbpipe: notebooks run with "
+                "papermill (executor='papermill')"
+            )
+        self.executor = executor
+        if static_analysis not in STATIC_ANALYSIS:
+            raise ValidationError(
+                f"static_analysis must be 'disabled', 'regular' or 'strict', not "
+                f"{static_analysis!r}"
+            )
+        self.static_analysis = static_analysis
+        if debug_mode is not None:
+            raise ValidationError(
+                f"debug_mode={debug_mode!r} is not supported by nbpipe: a failing notebook "
+                "is kept as <product>.failed.ipynb, open it at the failing cell instead"
+            )
+        self.debug_mode = None
         self.kernelspec_name = kernelspec_name
-        self.papermill_params = dict(papermill_params or {})
+        self.papermill_params = {**dict(papermill_params or {}), **dict(executor_params or {})}
+        self.executor_params = self.papermill_params
+        if local_execution and "cwd" in self.papermill_params:
+            raise KeyError(
+                'If local_execution is set to True, "cwd" should not appear in '
+                "papermill_params, as such parameter will be set by the task itself"
+            )
+        self.local_execution = local_execution
+        self._folder = (
+            Path(os.getcwd())
+            if self._text is not None or local_execution is False
+            else Path(self.source).parent
+        )
+        self.check_if_kernel_installed = check_if_kernel_installed
+        self.nbconvert_exporter_name = nbconvert_exporter_name
         self.nbconvert_export_kwargs = dict(nbconvert_export_kwargs or {})
         self._notebook: NotebookSource | None = None
         super().__init__(product, dag, name, params)
+        self._check_exporter_names()
+
+    def _check_exporter_names(self) -> None:
+        """Ploomber's rules for ``nbconvert_exporter_name``: a str for one notebook product, a
+        dict (keys among ``nb_product_key``) for several."""
+        names = self.nbconvert_exporter_name
+        if names is None:
+            return
+        if not self._single_key and isinstance(names, str):
+            raise TaskInitializationError(
+                "When specifying nb_product_key as a list, create a dictionary under "
+                f"nbconvert_exporter_name with required keys in {self.nb_product_key!r}."
+            )
+        if self._single_key and isinstance(names, Mapping):
+            raise TaskInitializationError(
+                "Please specify a single nbconvert_exporter_name when generating a single "
+                "notebook product. Example : 'nbconvert_exporter_name': '<exporter name>'"
+            )
+        if isinstance(names, Mapping):
+            unknown = [key for key in names if key not in self.nb_product_key]
+            if unknown:
+                raise TaskInitializationError(
+                    f"Invalid nbconvert exporter : {unknown[0]!r}. All exporter names in "
+                    "nbconvert_exporter_name should be present in nb_product_key"
+                )
+
+    def _exporter_for(self, key: Any) -> str | None:
+        names = self.nbconvert_exporter_name
+        if names is None:
+            return None
+        return names if isinstance(names, str) else names.get(key)
 
     @property
     def worker_imports(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -65,18 +204,28 @@ class NotebookRunner(Task):
         return ("nbformat", "papermill", *scripts)
 
     def _default_name(self) -> str:
-        return self.source.stem
+        return Path(self.source).stem
 
     @property
-    def source_path(self) -> str:
-        return str(self.source)
+    def source_path(self) -> str | None:
+        return None if self._text is not None else str(self.source)
 
     @property
     def notebook(self) -> NotebookSource:
         """The source, read once per render (``refresh`` re-reads it)."""
         if self._notebook is None:
-            self._notebook = NotebookSource.read(self.source)
+            if self._text is not None:
+                self._notebook = NotebookSource.from_text(
+                    self._text, self.ext_in or "", Path(f"<{self.name}>")
+                )
+            else:
+                self._notebook = NotebookSource.read(self.source)
         return self._notebook
+
+    @property
+    def _shown_source(self) -> str:
+        """The source as messages name it: its path, or ``<name>`` for a notebook given as text."""
+        return f"<{self.name}>" if self._text is not None else str(self.source)
 
     def refresh(self) -> None:
         self._notebook = None
@@ -90,9 +239,13 @@ class NotebookRunner(Task):
 
     def notebook_files(self) -> list[File]:
         """The products that receive the executed notebook."""
+        return [file for _key, file in self._notebook_outputs()]
+
+    def _notebook_outputs(self) -> list[tuple[Any, File]]:
+        """(key, File) for each product that receives the executed notebook."""
         if isinstance(self.product, MultiProduct):
-            return [self.product[key] for key in self.nb_product_key if key in self.product]
-        return [self.product]
+            return [(key, self.product[key]) for key in self.nb_product_key if key in self.product]
+        return [(self.nb_product_key[0], self.product)]
 
     def product_fingerprints(self) -> Any:
         """Executed notebooks and their reports count by their build record, not their file:
@@ -109,34 +262,44 @@ class NotebookRunner(Task):
         return map_files(self.product, fingerprint)
 
     def problems(self) -> list[str]:
-        if not self.source.exists():
+        """Render-time checks. A product format whose program (xelatex, pandoc) is missing is
+        not one: the task fails alone when it is built (``make_job``), so it does not keep the
+        other tasks from building."""
+        if self._text is None and not self.source.exists():
             return [f"source notebook {self.source} does not exist"]
         try:
             notebook = self.notebook
         except (OSError, ValueError) as error:
-            return [f"cannot read notebook {self.source}: {error}"]
+            return [f"cannot read notebook {self._shown_source}: {error}"]
         problems = []
         if not notebook.has_parameters_cell():
             problems.append(
-                f"{self.source} has no cell tagged 'parameters'; add one declaring "
+                f"{self._shown_source} has no cell tagged 'parameters'; add one declaring "
                 '`upstream = None` and `product = None` (in a .py script: # %% tags=["parameters"])'
             )
-        try:
-            kernel_language(self.kernel_name)
-        except MissingKernelError as error:
-            problems.append(str(error))
+        if self.check_if_kernel_installed:
+            try:
+                kernel_language(self.kernel_name)
+            except MissingKernelError as error:
+                problems.append(str(error))
         if isinstance(self.product, MultiProduct):
             unknown = [key for key in self.nb_product_key if key not in self.product]
             if unknown:
                 problems.append(
                     f"nb_product_key {', '.join(map(repr, unknown))} not among the products "
-                    f"({', '.join(self.product)})"
+                    f"({', '.join(map(str, self.product.keys()))})"
                 )
-        for file in self.notebook_files():
-            problem = format_problem(file.suffix)
+        for key, file in self._notebook_outputs():
+            exporter = self._exporter_for(key)
+            if exporter is not None:
+                problem = exporter_problem(exporter)
+            elif file.suffix not in SUPPORTED:
+                problem = format_problem(file.suffix)
+            else:
+                problem = None
             if problem:
                 problems.append(f"product {file}: {problem}")
-        source = os.path.abspath(self.source)
+        source = None if self._text is not None else os.path.abspath(self.source)
         problems += [
             f"product {file} is the task's own source notebook; a build would overwrite it"
             for file in self.files
@@ -154,7 +317,7 @@ class NotebookRunner(Task):
         arguments = self.papermill_params.get(
             "extra_arguments", quiet_kernel_arguments(self.kernel_name)
         )
-        cwd = self.papermill_params.get("cwd", self.source.parent)
+        cwd = self.papermill_params.get("cwd", self._folder)
         template, _ = kernel_launch(self.kernel_name, self.dag)
         return (self.kernel_name, os.path.abspath(cwd), tuple(arguments), template)
 
@@ -166,6 +329,15 @@ class NotebookRunner(Task):
         return functools.partial(warm_up, key)
 
     def make_job(self, staged: Product, more_to_come: bool = False) -> NotebookJob:
+        """The job for this run. A product format whose program is not installed (a ``.pdf``
+        needs xelatex) fails this task here, alone, at build time."""
+        missing = [
+            f"product {file}: {problem}"
+            for key, file in self._notebook_outputs()
+            if self._exporter_for(key) is None and (problem := format_problem(file.suffix))
+        ]
+        if missing:
+            raise TaskBuildError("; ".join(missing))
         parameters: dict[str, Any] = {
             "product": map_files(staged, File.absolute),
             **self.params,
@@ -176,13 +348,14 @@ class NotebookRunner(Task):
             )
         staged_files = dict(zip(map(File.absolute, self.files), files_of(staged), strict=True))
         outputs = [
-            (staged_files[file.absolute()].absolute(), file.suffix)
-            for file in self.notebook_files()
+            (staged_files[file.absolute()].absolute(), self._exporter_for(key) or file.suffix)
+            for key, file in self._notebook_outputs()
         ]
         first = self.notebook_files()[0]
-        return NotebookJob(
+        job_class = LoggedNotebookJob if self.papermill_params.get("log_output") else NotebookJob
+        return job_class(
             task=self.name,
-            source=str(self.source),
+            source=self._shown_source,
             source_text=self.notebook.text,
             source_format=self.notebook.format,
             parameters=parameters,
@@ -199,3 +372,54 @@ class NotebookRunner(Task):
             },
             warm_next=more_to_come,
         )
+
+
+def exporter_problem(name: str) -> str | None:
+    """Why ``name`` is not an nbconvert exporter here, or None when it is. Read from nbconvert's
+    entry points, so render does not import nbconvert."""
+    from importlib.metadata import entry_points
+
+    names = sorted({entry.name for entry in entry_points(group="nbconvert.exporters")})
+    if name in names or name in ("ipynb", "notebook"):
+        return None
+    return f"{name!r} is not a valid 'nbconvert_exporter_name' value. Choose one from: " + (
+        ", ".join(names)
+    )
+
+
+@dataclass
+class LoggedNotebookJob(NotebookJob):
+    """A notebook job run with papermill's ``log_output``: what the notebook prints and logs
+    reaches this process's stderr, each line after the task's name. (papermill logs it to its
+    ``papermill`` logger at INFO, which nothing shows unless it is given a handler.)"""
+
+    def run(self) -> None:
+        with _papermill_to_stderr(self.task):
+            super().run()
+
+
+@contextlib.contextmanager
+def _papermill_to_stderr(task: str) -> Iterator[None]:
+    logger = logging.getLogger("papermill")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_TaskLines(task))
+    previous = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown once, even when the root logger has a handler too
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous[0])
+        logger.propagate = previous[1]
+
+
+class _TaskLines(logging.Formatter):
+    def __init__(self, task: str):
+        super().__init__()
+        self._task = task
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage().rstrip("\n")
+        return "\n".join(f"[{self._task}] {line}" for line in text.splitlines() or [""])

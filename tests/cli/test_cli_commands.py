@@ -307,7 +307,7 @@ def test_status_json_errors_are_json_on_stdout(project):
 
 def test_plot(project):
     make(project)
-    printed = nbpipe("plot", cwd=project)
+    printed = nbpipe("plot", "-o", "-", cwd=project)
     assert printed.returncode == 0 and printed.stdout.startswith("flowchart")
     assert '["a"]' in printed.stdout and "-->" in printed.stdout
 
@@ -318,7 +318,7 @@ def test_plot(project):
     assert (project / "dag.md").read_text().startswith("```mermaid")
 
     wrong = nbpipe("plot", "-o", "dag.png", cwd=project)
-    assert wrong.returncode == 2 and "must end in .md, .html or .mmd" in wrong.stderr
+    assert wrong.returncode == 2 and "must end in .html, .md or .mmd" in wrong.stderr
 
 
 # -- errors -------------------------------------------------------------------------------------
