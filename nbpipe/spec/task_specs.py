@@ -34,6 +34,7 @@ TASK_KEYS = (
     "grid",
     "nb_product_key",
     "nbconvert_export_kwargs",
+    "nbconvert_exporter_name",
     "kernelspec_name",
     "papermill_params",
     "on_render",
@@ -163,6 +164,7 @@ def _read_task(
             line_of(entry, "product"),
             key=f"{where}.product",
         )
+    _check_exporter_names(entry, where, origin)
 
     options: dict[str, Any] = {}
     if kind != "function":
@@ -397,6 +399,46 @@ def _grid_product(
     if isinstance(product, dict):
         return {key: one(path, f"{where}.product.{key}") for key, path in product.items()}
     return one(product, f"{where}.product")
+
+
+def _check_exporter_names(entry: Mapping, where: str, origin: Origin) -> None:
+    """``nbconvert_exporter_name`` as Ploomber takes it (one exporter name for one notebook
+    product; with ``nb_product_key`` a list, a mapping of some of those keys to names), each an
+    exporter that can run here: installed, with the programs, modules or browser it needs."""
+    from nbpipe.notebooks.convert import exporter_problem
+
+    if entry.get("nbconvert_exporter_name") is None:
+        return
+    names = entry["nbconvert_exporter_name"]
+    keys = entry.get("nb_product_key", "nb")
+    line, key = line_of(entry, "nbconvert_exporter_name"), f"{where}.nbconvert_exporter_name"
+
+    def fail(message: str) -> None:
+        raise origin.error(InvalidValueError, f"{key}: {message}", line, key=key)
+
+    if isinstance(keys, list):
+        if not isinstance(names, dict):
+            fail(
+                f"with nb_product_key a list, it maps some of those keys to exporter names "
+                f"(e.g. {{{keys[0]}: webpdf}}), as in Ploomber; not {names!r}"
+            )
+        unknown = [name for name in names if name not in keys]
+        if unknown:
+            fail(f"{unknown[0]!r} is not in nb_product_key ({listing(keys)})")
+        pairs = list(names.items())
+    else:
+        if not isinstance(names, str):
+            fail(f"with one notebook product, it is one exporter name (e.g. webpdf), not {names!r}")
+        pairs = [(keys, names)]
+    product = entry.get("product")
+    for product_key, name in pairs:
+        if not isinstance(name, str):
+            fail(f"exporter names are text, not {name!r}")
+        path = product.get(product_key) if isinstance(product, dict) else product
+        suffix = PurePath(path).suffix if isinstance(path, str) else None
+        problem = exporter_problem(name, suffix)
+        if problem:
+            fail(problem)
 
 
 def task_origin(task: TaskSpec, origin: Origin) -> Origin:

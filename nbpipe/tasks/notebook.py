@@ -25,6 +25,7 @@ from nbpipe.exceptions import (
     ValidationError,
 )
 from nbpipe.notebooks.convert import SUPPORTED, format_problem
+from nbpipe.notebooks.convert import exporter_problem as exporter_requirements
 from nbpipe.notebooks.execute import NotebookJob
 from nbpipe.notebooks.forking import kernel_launch, say_how_kernels_start
 from nbpipe.notebooks.kernels import KernelKey, warm_up
@@ -291,8 +292,8 @@ class NotebookRunner(Task):
                 )
         for key, file in self._notebook_outputs():
             exporter = self._exporter_for(key)
-            if exporter is not None:
-                problem = exporter_problem(exporter)
+            if exporter is not None:  # a name nbconvert has, and what it needs here
+                problem = exporter_problem(exporter) or exporter_requirements(exporter, file.suffix)
             elif file.suffix not in SUPPORTED:
                 problem = format_problem(file.suffix)
             else:

@@ -331,7 +331,8 @@ def test_spec_errors_print_file_line_and_exit_2(project):
     assert result.stderr.strip() == (
         f"error: {project / 'pipeline.yaml'}:3: unknown key 'prodcut' in task tasks[0] "
         "(did you mean 'product'?); valid keys: source, product, name, params, upstream, grid, "
-        "nb_product_key, nbconvert_export_kwargs, kernelspec_name, papermill_params, on_render, "
+        "nb_product_key, nbconvert_export_kwargs, nbconvert_exporter_name, kernelspec_name, "
+        "papermill_params, on_render, "
         "on_finish, on_failure, class, serializer, unserializer"
     )
     assert result.stdout == ""

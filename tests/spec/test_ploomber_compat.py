@@ -518,3 +518,39 @@ def test_exporter_problem_names_what_an_exporter_lacks_here(tmp_path, monkeypatc
     assert "give the product a .pdf extension" in exporter_problem("webpdf", ".html")
     webpdf = exporter_problem("webpdf", ".pdf")
     assert "needs Playwright's own Chromium" in webpdf and str(tmp_path / "no-browsers") in webpdf
+
+
+def test_nbconvert_exporter_name_picks_any_installed_exporter(tmp_path, monkeypatch):
+    from nbpipe.spec import InvalidValueError
+
+    notebook(tmp_path / "nb.py", body="print('shown in the slides')")
+    spec = """
+        tasks:
+          - source: nb.py
+            nb_product_key: [nb, slides]
+            product: {nb: out/nb.ipynb, slides: out/nb.slides.html}
+            nbconvert_exporter_name: {slides: slides}
+        """
+    write(tmp_path / "pipeline.yaml", spec)
+
+    DAGSpec(tmp_path / "pipeline.yaml").to_dag().build()
+
+    slides = (tmp_path / "out" / "nb.slides.html").read_text()
+    assert "reveal" in slides and "shown in the slides" in slides
+
+    # an exporter that cannot run here fails before anything runs, naming what is missing
+    monkeypatch.setenv("PLAYWRIGHT_BROWSERS_PATH", str(tmp_path / "no-browsers"))
+    write(tmp_path / "pipeline.yaml", spec.replace("slides: slides", "slides: webpdf"))
+    with pytest.raises(InvalidValueError, match="webpdf exporter writes a PDF"):
+        DAGSpec(tmp_path / "pipeline.yaml")
+    write(
+        tmp_path / "pipeline.yaml",
+        spec.replace("slides: slides", "slides: webpdf").replace("nb.slides.html", "nb.pdf"),
+    )
+    with pytest.raises(InvalidValueError) as raised:
+        DAGSpec(tmp_path / "pipeline.yaml")
+    assert raised.value.line == 5
+    assert "needs Playwright's own Chromium" in str(raised.value)
+    write(tmp_path / "pipeline.yaml", spec.replace("slides: slides", "slides: sildes"))
+    with pytest.raises(InvalidValueError, match="'sildes' is not an nbconvert exporter"):
+        DAGSpec(tmp_path / "pipeline.yaml")
