@@ -200,9 +200,11 @@ class NotebookRunner(Task):
 
     @property
     def worker_imports(self) -> tuple[str, ...]:  # type: ignore[override]
-        """What a worker imports as it starts: jupytext only for a script source."""
+        """What a worker imports as it starts: jupytext only for a script source, nbconvert only
+        for reports (an executed notebook is written by nbformat)."""
         scripts = () if self.notebook.format == "ipynb" else ("jupytext",)
-        return ("nbformat", "papermill", *scripts)
+        reports = [file for file in self.notebook_files() if file.suffix != ".ipynb"]
+        return ("nbformat", "papermill", *scripts, *(("nbconvert",) if reports else ()))
 
     def _default_name(self) -> str:
         return Path(self.source).stem
