@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from nbpipe.cli.errors import EXIT_OK, EXIT_TASK_FAILED, UsageError
 from nbpipe.cli.parser import parse_env
+from nbpipe.cli.run import cmd_run
 
 if TYPE_CHECKING:
     from nbpipe.cli.output import Output
@@ -146,6 +147,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Output], int]] = {
     "task": cmd_task,
     "status": cmd_status,
     "plot": cmd_plot,
+    "run": cmd_run,
 }
 
 

@@ -183,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
     task.add_argument("name", metavar="NAME", help="the task's name")
     task.add_argument("--force", "-f", action="store_true", help="build it even if up to date")
     task.add_argument("--json", action="store_true", help="JSON lines output, as for build")
+
+    from nbpipe.cli.run import add_run_command  # papermill's command line (nbpipe/cli/run.py)
+
+    add_run_command(commands)
     return parser
 
 
