@@ -106,18 +106,15 @@ class DAG:
 
     @executor.setter
     def executor(self, value: str | Executor) -> None:
-        from nbpipe.executors import Parallel, Serial
+        from nbpipe.executors import EXECUTOR_NAMES, executor_named
 
         if isinstance(value, Executor):
             self._executor = value
-        elif value == "serial":
-            self._executor = Serial()
-        elif value == "parallel":
-            self._executor = Parallel()
+        elif value in EXECUTOR_NAMES:
+            self._executor = executor_named(value)
         else:
-            raise ValueError(
-                f"executor must be 'serial', 'parallel' or an Executor instance, got {value!r}"
-            )
+            names = ", ".join(repr(name) for name in EXECUTOR_NAMES)
+            raise ValueError(f"executor must be {names} or an Executor instance, got {value!r}")
 
     # -- the collection of tasks ----------------------------------------------------------------
     def _add(self, task: Task) -> None:

@@ -6,4 +6,12 @@ from nbpipe.executors.dask import Dask
 from nbpipe.executors.parallel import Parallel
 from nbpipe.executors.serial import Serial
 
-__all__ = ["Dask", "Executor", "Parallel", "Serial"]
+__all__ = ["EXECUTOR_NAMES", "Dask", "Executor", "Parallel", "Serial", "executor_named"]
+
+#: The executors a name picks (``DAG(executor="parallel")``, ``executor: parallel`` in a spec).
+EXECUTOR_NAMES = {"serial": Serial, "parallel": Parallel, "dask": Dask}
+
+
+def executor_named(name: str) -> Executor:
+    """A new executor of the kind ``name`` says, with its default settings; KeyError otherwise."""
+    return EXECUTOR_NAMES[name]()

@@ -191,18 +191,12 @@ def make_executor(data: Mapping, origin: Origin, warn: bool = False) -> Executor
     ``parallel``, ``dask``, or a mapping with the ``dotted_path`` of an Executor class and its
     options. ``DAGSpec`` makes one to check the value (``warn``: about ignored Ploomber options), and
     ``to_dag`` a fresh one for each DAG."""
-    from nbpipe.executors import Executor, Parallel, Serial
+    from nbpipe.executors import EXECUTOR_NAMES, Executor, executor_named
 
     value = data.get("executor", "serial")
     line = value_line(data, "executor")
-    if value in ("serial", None):
-        return Serial()
-    if value == "parallel":
-        return Parallel()
-    if value == "dask":
-        from nbpipe.executors import Dask
-
-        return Dask()
+    if value is None or (isinstance(value, str) and value in EXECUTOR_NAMES):
+        return executor_named(value or "serial")
     if isinstance(value, str):
         raise origin.error(
             InvalidValueError,

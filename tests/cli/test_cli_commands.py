@@ -8,6 +8,8 @@ import time
 
 from cli_helpers import json_lines, nbpipe, notebook, write
 
+from nbpipe.engine.events import EVENT_SCHEMA_VERSION
+
 TASKS = """
 from pathlib import Path
 
@@ -259,7 +261,7 @@ def test_status_json_describes_the_pipeline(project, tmp_path):
 
     assert result.returncode == 0, result.stderr
     [status] = json_lines(result.stdout)
-    assert status["v"] == 1 and status["format"] == "nbpipe-status"
+    assert status["v"] == EVENT_SCHEMA_VERSION and status["format"] == "nbpipe-status"
     assert status["entry_point"] == str(project / "pipeline.yaml")
     assert status["dag"] == "project" and status["executor"].startswith("Serial")
     assert status["warnings"] == []
