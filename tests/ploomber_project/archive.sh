@@ -1,0 +1,1 @@
+cat {{upstream['summarize']}} > {{product}}
