@@ -100,10 +100,10 @@ def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], object] | N
     SystemExit escaping an initializer would print "Exception in initializer" and a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    parent = multiprocessing.parent_process()
-    if parent is not None and parent.pid is not None:
-        die_with_parent(parent.pid)
     try:
+        parent = multiprocessing.parent_process()
+        if parent is not None and parent.pid is not None:
+            die_with_parent(parent.pid)
         if warm_up is not None or imports:
             from nbpipe.notebooks.imports import unused_imports_hidden
 
@@ -113,6 +113,7 @@ def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], object] | N
                 for module in imports:
                     importlib.import_module(module)
     except SystemExit as stop:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # leaving already: a second one waits
         from nbpipe.notebooks.forking import stop_template
         from nbpipe.notebooks.kernels import shutdown_warm_kernels
 
