@@ -43,7 +43,7 @@ def test_executor_argument():
     assert isinstance(DAG(executor="parallel").executor, Parallel)
     custom = Parallel(processes=2)
     assert DAG(executor=custom).executor is custom
-    with pytest.raises(ValueError, match="'serial', 'parallel' or an Executor"):
+    with pytest.raises(ValueError, match="'serial', 'parallel', 'dask' or an Executor"):
         DAG(executor="threads")
 
 

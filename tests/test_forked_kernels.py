@@ -52,7 +52,12 @@ def marker(monkeypatch) -> str:
     """An environment variable that every process of the build inherits (kernels included)."""
     name = f"NBPIPE_TEST_{uuid.uuid4().hex}"
     monkeypatch.setenv(name, "1")
+    _EARLIER[name] = {p.pid for p in psutil.Process().children(recursive=True)}
     return name
+
+
+#: Per marker, this process's children before the test (a session-wide Dask cluster, say).
+_EARLIER: dict[str, set[int]] = {}
 
 
 def report_of(ipynb: Path) -> dict:
@@ -66,7 +71,7 @@ def assert_nothing_left(marker: str) -> None:
     and no process with the build's environment (kernels, even reparented ones)."""
 
     def left() -> list[str]:
-        pids = {p.pid for p in psutil.Process().children(recursive=True)}
+        pids = {p.pid for p in psutil.Process().children(recursive=True)} - _EARLIER[marker]
         pids |= set(processes_with_marker(marker))
         found = []
         for pid in pids:

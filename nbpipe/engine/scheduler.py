@@ -266,12 +266,16 @@ class Build:
 
     def _put_in_place(self, task: Task, staged: Product) -> None:
         """The task's products replace the previous ones for good only once its ``on_finish``
-        hook and its build records succeeded; otherwise the previous ones are put back."""
+        hook and its build records succeeded; otherwise the previous ones are put back. An
+        early stop from the hook keeps the new products, unrecorded (as Ploomber leaves them)."""
         replacement = task.commit(staged, self.tokens[task.name])
         try:
             if task.on_finish:
                 call_with_available(task.on_finish, task.hook_arguments())
             task.save_metadata()
+        except DAGBuildEarlyStop:
+            replacement.keep()  # the output stands, unrecorded: the build just stops here
+            raise
         except BaseException:
             replacement.undo()
             raise

@@ -416,8 +416,11 @@ class _Runner:
         ours, theirs = socket.socketpair()
         self.thread = threading.get_ident()
         code = f"from nbpipe.executors.dask import runner_main; runner_main({theirs.fileno()})"
+        # Kernels on Dask workers start as new processes: stopping forked kernels when a build
+        # is cancelled is not yet shown to work there (a kernel outlived a cancel in testing).
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
+            env={**os.environ, "NBPIPE_FORK_KERNELS": "0"},
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the worker's terminal is the worker's
