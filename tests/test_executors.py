@@ -44,7 +44,9 @@ def test_crash_aborts_downstream_and_the_rest_builds(workdir, executor):
     error = raised.value
     assert list(error.failures) == ["bad"]
     assert "ValueError: this task is broken" in str(error.failures["bad"])
-    assert "engine_tasks.py" in str(error.failures["bad"])  # the traceback points at the user's code
+    assert "engine_tasks.py" in str(
+        error.failures["bad"]
+    )  # the traceback points at the user's code
     statuses = {name: dag[name].exec_status for name in dag}
     assert statuses == {
         "root": TaskStatus.EXECUTED,

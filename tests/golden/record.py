@@ -96,7 +96,7 @@ def failure_aborted_downstream() -> list[Event]:
 def notebook_failure() -> list[Event]:
     """A notebook failing in its second cell: the failure names the cell, line and partial copy."""
     Path("bad.py").write_text(
-        "# %% tags=[\"parameters\"]\nproduct = None\n\n# %%\nx = 1\ny = x / 0\n"
+        '# %% tags=["parameters"]\nproduct = None\n\n# %%\nx = 1\ny = x / 0\n'
     )
     dag = DAG("golden")
     NotebookRunner("bad.py", File("out/bad.ipynb"), dag, name="bad")
