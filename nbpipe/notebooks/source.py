@@ -97,6 +97,14 @@ class NotebookSource:
         return notebook_language(self.notebook, self.format)
 
 
+def missing_parameters_cell(shown: object) -> str:
+    """The render problem of a notebook or script ``shown`` without a ``parameters`` cell."""
+    return (
+        f"{shown} has no cell tagged 'parameters'; add one declaring "
+        '`upstream = None` and `product = None` (in a .py script: # %% tags=["parameters"])'
+    )
+
+
 def notebook_language(notebook: dict[str, Any], fmt: str) -> str | None:
     """A notebook's language: its kernelspec's, its ``language_info``, else what jupytext or
     the format (the extension) says: ``r``/``Rmd`` R, ``jl`` julia, ``py`` python."""

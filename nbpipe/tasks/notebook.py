@@ -29,7 +29,12 @@ from nbpipe.notebooks.convert import exporter_problem as exporter_requirements
 from nbpipe.notebooks.execute import NotebookJob
 from nbpipe.notebooks.forking import kernel_launch, say_how_kernels_start
 from nbpipe.notebooks.kernels import KernelKey, warm_up
-from nbpipe.notebooks.source import NotebookSource, kernel_language, quiet_kernel_arguments
+from nbpipe.notebooks.source import (
+    NotebookSource,
+    kernel_language,
+    missing_parameters_cell,
+    quiet_kernel_arguments,
+)
 from nbpipe.tasks.base import Task
 
 if TYPE_CHECKING:
@@ -276,10 +281,7 @@ class NotebookRunner(Task):
             return [f"cannot read notebook {self._shown_source}: {error}"]
         problems = []
         if not notebook.has_parameters_cell():
-            problems.append(
-                f"{self._shown_source} has no cell tagged 'parameters'; add one declaring "
-                '`upstream = None` and `product = None` (in a .py script: # %% tags=["parameters"])'
-            )
+            problems.append(missing_parameters_cell(self._shown_source))
         if self.check_if_kernel_installed:
             try:
                 kernel_language(self.kernel_name)

@@ -30,7 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 from nbpipe.engine.events import TaskFailure
 from nbpipe.engine.products import File, MultiProduct, Product, map_files
-from nbpipe.notebooks.source import INJECTED_TAG, PARAMETERS_TAG, NotebookSource
+from nbpipe.notebooks.source import (
+    INJECTED_TAG,
+    PARAMETERS_TAG,
+    NotebookSource,
+    missing_parameters_cell,
+)
 from nbpipe.tasks.base import Task
 from nbpipe.tasks.child import ProgramFailed, exit_description, run_program
 
@@ -208,10 +213,7 @@ class ScriptRunner(Task):
             return [f"cannot read script {self.source}: {error}"]
         problems = []
         if not notebook.has_parameters_cell():
-            problems.append(
-                f"{self.source} has no cell tagged 'parameters'; add one declaring "
-                '`upstream = None` and `product = None` (in a .py script: # %% tags=["parameters"])'
-            )
+            problems.append(missing_parameters_cell(self.source))
         language = notebook.language() or "python"
         if language.lower() != "python":
             problems.append(
