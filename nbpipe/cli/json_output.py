@@ -249,6 +249,7 @@ def _task_status(task: Task, row: StatusRow) -> dict[str, Any]:
         "source": os.path.abspath(source) if source else None,
         "function": function,
         "upstream": list(task.upstream),
+        "grid": task.grid,
         "products": [os.path.abspath(path) for path in row.products],
         "state": row.state,
         "reasons": row.reasons,

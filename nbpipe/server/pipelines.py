@@ -131,6 +131,7 @@ class PipelineService:
                     "kind": task["kind"],
                     "source": views.path_view(self.root, task["source"]),
                     "upstream": task["upstream"],
+                    "grid": task.get("grid"),
                     "products": [views.product(self.root, path) for path in task["products"]],
                     "state": task["state"],
                     "reasons": task["reasons"],

@@ -70,6 +70,7 @@ def assemble_dag(
             notebooks[task.options["source"]] = declaration
             declared[task.name] = _notebook_upstream(task, declaration, meta, origin)
             _add_notebook(dag, task, declaration, origin)
+        dag[task.name].grid = task.grid
         _set_hooks(dag[task.name], task.entry, origin)
     _set_hooks(dag, data, origin)
     for fn in functions.values():

@@ -94,6 +94,7 @@ class TaskSpec:
     upstream: list[str] | None = None  # given in the spec (extract_upstream: false)
     options: dict[str, Any] = field(default_factory=dict)  # the task class's keyword arguments
     grid_index: int | None = None
+    grid: str | None = None  # the grid entry's name as written (shared by its tasks)
     file: str | None = None  # the file the task is written in (meta.import_tasks_from's)
     #: the folder its relative products resolve against, when not the spec's
     #: (meta.product_relative_to_source)
@@ -230,6 +231,7 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
     ``grid.py``): the name's [[placeholders]] filled in (else the index appended), every product
     numbered and its placeholders filled in, the combination's values added to its params."""
     entry, base_name = template.entry, template.name
+    group = base_name
     if "name" not in entry:  # Ploomber requires a name; nbpipe numbers the source's: fit-0, ...
         base_name += "-"
     combos = grids.combinations(entry["grid"], origin.file, line_of(entry, "grid"))
@@ -277,6 +279,7 @@ def _expand_grid(template: TaskSpec, where: str, origin: Origin) -> list[TaskSpe
                 product=read_product(product, entry, where, origin),
                 params={**template.params, **plain(combo)},
                 grid_index=i,
+                grid=group,
             )
         )
     return tasks

@@ -77,6 +77,9 @@ class Task:
         #: upstream task -> the pattern that matched it (``upstream = ['fit-*']``), under which
         #: its product is passed (Ploomber's ``group_name``)
         self.upstream_groups: dict[str, str] = {}
+        #: the spec's grid entry this task is one combination of (its ``name`` as written, or its
+        #: source's), so that front ends can show a grid's tasks as one group; None otherwise
+        self.grid: str | None = None
         self.on_render = None
         self.on_finish = None
         self.on_failure = None

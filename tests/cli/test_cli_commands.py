@@ -273,6 +273,7 @@ def test_status_json_describes_the_pipeline(project, tmp_path):
         "source": str(project / "fns.py"),
         "function": "fns.a",
         "upstream": [],
+        "grid": None,
         "products": [str(project / "out" / "a.txt")],
         "state": "never built",
         "reasons": [f"product {project / 'out' / 'a.txt'} does not exist"],
@@ -288,6 +289,24 @@ def test_status_json_describes_the_pipeline(project, tmp_path):
     after = json_lines(nbpipe("status", "--json", cwd=project).stdout)[0]
     a = after["tasks"][0]
     assert a["state"] == "up to date" and a["last_built"] > 0 and a["reasons"] == []
+
+
+def test_status_json_names_each_tasks_grid(project):
+    """A grid's tasks share the entry's name as written (or the source's), so that front ends can
+    show them as one group; other tasks have none."""
+    make(
+        project,
+        PIPELINE
+        + "  - source: fns.a\n    name: fit-[[n]]\n    product: out/fit.txt\n"
+        + "    grid: {n: [1, 2]}\n"
+        + "  - source: fns.a\n    product: out/a2.txt\n    grid: {n: [3]}\n",
+    )
+    result = nbpipe("status", "--json", cwd=project)
+
+    assert result.returncode == 0, result.stderr
+    [status] = json_lines(result.stdout)
+    grids = {task["name"]: task["grid"] for task in status["tasks"]}
+    assert grids == {"a": None, "b": None, "fit-1": "fit-[[n]]", "fit-2": "fit-[[n]]", "a-0": "a"}
 
 
 def test_status_json_errors_are_json_on_stdout(project):

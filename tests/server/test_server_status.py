@@ -96,6 +96,20 @@ async def test_detail_comes_from_nbpipe_status_and_is_cached(jp_fetch, jp_root_d
     assert states == {"make": "outdated", "use": "outdated"}
 
 
+async def test_detail_names_each_tasks_grid(jp_fetch, jp_root_dir):
+    """The panel's graph folds a grid's tasks into one node: the detail says which grid."""
+    pipeline = write(jp_root_dir, "grid")
+    spec = jp_root_dir / "grid" / "pipeline.yaml"
+    spec.write_text(
+        SPEC + "  - {source: status_fns.make, name: 'm-[[k]]', product: out/m.txt, "
+        "grid: {k: [1, 2]}}\n"
+    )
+    code, detail = await api(jp_fetch, "pipelines", pipeline)
+    assert code == 200, detail
+    grids = {task["name"]: task["grid"] for task in detail["tasks"]}
+    assert grids == {"make": None, "use": None, "m-1": "m-[[k]]", "m-2": "m-[[k]]"}
+
+
 async def test_an_error_while_loading_is_a_422_with_the_error(jp_fetch, jp_root_dir):
     pipeline = write(jp_root_dir, extra="raise RuntimeError('the module is broken')")
     code, reply = await api(jp_fetch, "pipelines", pipeline)
