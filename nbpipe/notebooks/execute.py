@@ -9,6 +9,7 @@ product as ``<name>.failed.ipynb`` so the user can open it at the failing cell.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 
 from nbpipe.engine.products import new_token
 from nbpipe.exceptions import NotebookExecutionError
+from nbpipe.notebooks.cell_progress import CellReporter
 from nbpipe.notebooks.convert import export
 from nbpipe.notebooks.kernels import (
     KernelKey,
@@ -86,6 +88,7 @@ def execute(job: NotebookJob) -> None:
     def cell_started(cell, cell_index: int) -> None:
         running.append(cell_index)
 
+    progress = CellReporter(job.task, notebook)  # cells and output, as progress events
     try:
         executed = papermill.execute_notebook(
             notebook,
@@ -93,10 +96,12 @@ def execute(job: NotebookJob) -> None:
             parameters=job.parameters,
             km=kernel,
             on_cell_start=cell_started,
-            **options,
+            on_cell_execute=progress.cell_started,
+            on_cell_executed=progress.cell_finished,
+            **{"stdout_file": progress.output, "stderr_file": progress.output, **options},
         )
     except PapermillExecutionError as error:
-        os.replace(scratch, partial)
+        _keep_failed(scratch, partial, job)
         line = _failing_line(error.traceback)
         raise NotebookExecutionError(
             source=job.source,
@@ -114,11 +119,13 @@ def execute(job: NotebookJob) -> None:
         _cancel_pending_tasks()
         raise
     finally:
+        progress.close()
         scratch.unlink(missing_ok=True)
         if kernel is not None:  # a kernel we made is ours to stop (papermill stops its own)
             stop_kernel(kernel)
 
     _show_real_paths(executed, job.shown_paths)
+    _record_paths(executed, job)
     for staged, suffix in job.outputs:
         body = export(executed, suffix, job.export_kwargs)
         mode, encoding = ("wb", None) if isinstance(body, bytes) else ("w", "utf-8")
@@ -193,6 +200,33 @@ def _source_index(notebook, index: int) -> int:
 def _code_line(source: str, line: int | None) -> str | None:
     lines = source.splitlines()
     return lines[line - 1].strip() if line and 0 < line <= len(lines) else None
+
+
+def _record_paths(notebook, job: NotebookJob) -> None:
+    """Papermill's metadata names the notebook's input and output paths and its parameters; it
+    ran from a notebook in memory (which papermill would embed whole as ``input_path``) to staged
+    files, so name the task's source, its first notebook product and the real product paths."""
+    first_output = job.outputs[0][0] if job.outputs else job.partial_path
+    metadata = notebook.metadata.setdefault("papermill", {})
+    metadata["input_path"] = job.source
+    metadata["output_path"] = str(job.shown_paths.get(first_output, first_output))
+    if "parameters" in metadata:
+        parameters = json.dumps(metadata["parameters"])
+        for staged, real in job.shown_paths.items():
+            parameters = parameters.replace(json.dumps(staged)[1:-1], json.dumps(real)[1:-1])
+        metadata["parameters"] = json.loads(parameters)
+
+
+def _keep_failed(scratch: Path, partial: Path, job: NotebookJob) -> None:
+    """Keeps the notebook papermill saved at the failing cell as ``partial``, with the paths of
+    its metadata and injected cell as a successful run would show them."""
+    import nbformat
+
+    notebook = nbformat.read(scratch, as_version=nbformat.NO_CONVERT)
+    _show_real_paths(notebook, job.shown_paths)
+    _record_paths(notebook, job)
+    nbformat.write(notebook, scratch)
+    os.replace(scratch, partial)
 
 
 def _show_real_paths(notebook, shown_paths: dict[str, str]) -> None:
