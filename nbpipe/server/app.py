@@ -1,10 +1,11 @@
 """``NbpipeApp``: the Jupyter server extension (``c.NbpipeApp.*`` settings, services, handlers).
 
-It wires three services at server start-up and hands them to the handlers:
+It wires four services at server start-up and hands them to the handlers:
 
 * ``store``: build history in ``<state_dir>/builds.sqlite`` (``nbpipe.server.store``);
 * ``builds``: the build manager running ``nbpipe build --json`` children (``nbpipe.server.builds``);
-* ``pipelines``: the listing and per-pipeline status (``nbpipe.server.pipelines``).
+* ``pipelines``: the listing and per-pipeline status (``nbpipe.server.pipelines``);
+* ``task_map``: which tasks a file is, with their injected parameters (``nbpipe.server.task_map``).
 
 Build events reach browsers through the server's event bus: the schema in ``events/build.yaml``
 is registered at start-up and every build event (the contract's event in an envelope) is emitted
@@ -26,6 +27,7 @@ from nbpipe.server.builds import BuildManager, BuildSettings
 from nbpipe.server.handlers import handlers
 from nbpipe.server.pipelines import PipelineService, PipelineSettings
 from nbpipe.server.store import StoreThread, open_history
+from nbpipe.server.task_map import TaskMap, TaskMapSettings
 from nbpipe.server.views import Snapshots
 
 EVENT_SCHEMA = Path(__file__).parent / "events" / "build.yaml"
@@ -155,6 +157,16 @@ class NbpipeApp(ExtensionApp):
                 allow_hidden=self.allow_hidden,
             ),
             notices=notices,
+        )
+        self.task_map = TaskMap(
+            self.root,
+            TaskMapSettings(
+                python=self.python,
+                max_depth=self.discovery_depth,
+                timeout=self.status_timeout,
+                allow_hidden=self.allow_hidden,
+            ),
+            self.builds.environment,
         )
 
     def initialize_handlers(self) -> None:

@@ -137,6 +137,24 @@ class PipelineHandler(ApiHandler):
         )
 
 
+class TasksOfHandler(ApiHandler):
+    """``GET tasks-of?path=FILE``: the tasks whose source or product is FILE (``task_map``)."""
+
+    auth_resource = "nbpipe:pipelines"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        path = self.get_query_argument("path", None)
+        if path is None:
+            raise BadRequest("path (a file's path relative to the server root) is required")
+        # Loading a pipeline imports its modules (user code): only for users who may execute.
+        may_execute = await ensure_async(
+            self.authorizer.is_authorized(self, self.current_user, "execute", "nbpipe:builds")
+        )
+        self.reply(await self.app.task_map.tasks_of(path, run_code=bool(may_execute)))
+
+
 class BuildsHandler(ApiHandler):
     auth_resource = "nbpipe:builds"
 
@@ -164,7 +182,7 @@ class BuildsHandler(ApiHandler):
     @web.authenticated
     @authorized("execute")
     async def post(self) -> None:
-        data = self.body({"pipeline", "force", "tasks"})
+        data = self.body({"pipeline", "force", "tasks", "skip_upstream"})
         pipeline = data.get("pipeline")
         if not isinstance(pipeline, str):
             raise BadRequest("pipeline (the spec's path relative to the server root) is required")
@@ -172,9 +190,18 @@ class BuildsHandler(ApiHandler):
         if not isinstance(force, bool):
             raise BadRequest("force must be true or false")
         tasks = check_targets(data.get("tasks"))
+        skip_upstream = data.get("skip_upstream", False)
+        if not isinstance(skip_upstream, bool):
+            raise BadRequest("skip_upstream must be true or false")
+        if skip_upstream and not tasks:
+            raise BadRequest(
+                "skip_upstream needs tasks: it builds only the tasks named, not what they need"
+            )
         spec_path = await self.app.pipelines.resolve(pipeline)
         pipeline = canonical(pipeline)
-        started = await self.app.builds.start(pipeline, spec_path, force=force, targets=tasks)
+        started = await self.app.builds.start(
+            pipeline, spec_path, force=force, targets=tasks, skip_upstream=skip_upstream
+        )
         url = self.base_url.rstrip("/") + f"/nbpipe/api/builds/{started['id']}"
         self.set_header("Location", url)
         self.reply(started, status=202)
@@ -254,6 +281,7 @@ def handlers(prefix: str = "nbpipe/api") -> list[tuple[str, type[ApiHandler]]]:
     return [
         (rf"/{prefix}/pipelines/?", PipelinesHandler),
         (rf"/{prefix}/pipelines/(?P<path>.+)", PipelineHandler),
+        (rf"/{prefix}/tasks-of/?", TasksOfHandler),
         (rf"/{prefix}/builds/?", BuildsHandler),
         (rf"{build}/cancel/?", CancelHandler),
         (rf"{build}/log/?", LogHandler),

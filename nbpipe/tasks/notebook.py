@@ -333,6 +333,34 @@ class NotebookRunner(Task):
         say_how_kernels_start(self.kernel_name, self.dag)
         return functools.partial(warm_up, key)
 
+    def injected_parameters(self, product: Product | None = None) -> dict[str, Any]:
+        """What a run injects after the parameters cell: ``product`` (``product``'s absolute
+        paths: a run passes its staged files; by default the task's own), the params, and
+        ``upstream`` (each upstream task's absolute product paths)."""
+        parameters: dict[str, Any] = {
+            "product": map_files(self.product if product is None else product, File.absolute),
+            **self.params,
+        }
+        if self.upstream:
+            parameters["upstream"] = self.grouped_upstream(
+                lambda upstream: map_files(upstream, File.absolute)
+            )
+        return parameters
+
+    def injected_code(self) -> str:
+        """The injected-parameters cell a build adds, with the task's real product paths:
+        papermill's own rendering (``translate_parameters``, as ``execute_notebook`` calls it),
+        so that a kernel given this code sees what the task's run sees. Front ends run it in an
+        interactive kernel (JupyterLab's "Load task parameters"); nothing is written to the file."""
+        from papermill.translators import translate_parameters
+
+        return translate_parameters(
+            self.kernel_name,
+            kernel_language(self.kernel_name),
+            self.injected_parameters(),
+            "Parameters",
+        )
+
     def make_job(self, staged: Product, more_to_come: bool = False) -> NotebookJob:
         """The job for this run. A product format whose program is not installed (a ``.pdf``
         needs xelatex) fails this task here, alone, at build time."""
@@ -343,14 +371,7 @@ class NotebookRunner(Task):
         ]
         if missing:
             raise TaskBuildError("; ".join(missing))
-        parameters: dict[str, Any] = {
-            "product": map_files(staged, File.absolute),
-            **self.params,
-        }
-        if self.upstream:
-            parameters["upstream"] = self.grouped_upstream(
-                lambda product: map_files(product, File.absolute)
-            )
+        parameters = self.injected_parameters(staged)
         staged_files = dict(zip(map(File.absolute, self.files), files_of(staged), strict=True))
         outputs = [
             (staged_files[file.absolute()].absolute(), self._exporter_for(key) or file.suffix)

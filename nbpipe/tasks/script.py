@@ -236,13 +236,21 @@ class ScriptRunner(Task):
         ]
         return problems
 
-    def make_job(self, staged: Product, more_to_come: bool = False) -> ScriptJob:
-        parameters: dict[str, Any] = {"product": map_files(staged, File.absolute), **self.params}
+    def injected_code(self, product: Product | None = None) -> str:
+        """The values a run injects after the parameters cell, as Python source: ``product``
+        (``product``'s absolute paths: a run passes its staged files; by default the task's
+        own), the params and ``upstream``. Front ends run it in an interactive kernel
+        (JupyterLab's "Load task parameters"); nothing is written to the file."""
+        product = self.product if product is None else product
+        parameters: dict[str, Any] = {"product": map_files(product, File.absolute), **self.params}
         if self.upstream:
             parameters["upstream"] = upstream_paths(self.upstream_products())
-        injected = "# Parameters\n" + "".join(
+        return "# Parameters\n" + "".join(
             f"{name} = {python_literal(value)}\n" for name, value in parameters.items()
         )
+
+    def make_job(self, staged: Product, more_to_come: bool = False) -> ScriptJob:
+        injected = self.injected_code(staged)
         source = os.path.abspath(self.source)
         chunks, cells = _chunks(self.notebook, source, injected)
         return ScriptJob(self.name, source, os.path.dirname(source), chunks, cells)

@@ -125,9 +125,11 @@ class BuildManager:
         spec_path: Path,
         force: bool = False,
         targets: Sequence[str] = (),
+        skip_upstream: bool = False,
     ) -> dict[str, Any]:
         """Starts a build of ``pipeline`` (relative to the root, already confined to it): every
-        outdated task, or only ``targets`` and the tasks they need."""
+        outdated task, or only ``targets`` and the tasks they need (only ``targets`` with
+        ``skip_upstream``: ``nbpipe build --skip-upstream``)."""
         targets = list(dict.fromkeys(targets))
         build = RunningBuild(uuid.uuid4().hex, pipeline, spec_path, force, targets)
         self.admission.admit(build)  # before the first await: no race
@@ -140,7 +142,7 @@ class BuildManager:
             # Spawned from the event loop's thread, which lives as long as the server: the
             # parent-death signal (SIGTERM when the server dies) is tied to that thread.
             build.child = await BuildProcess.spawn(
-                self._command(spec_path, force, targets),
+                self._command(spec_path, force, targets, skip_upstream),
                 cwd=str(spec_path.parent),
                 env=self.environment(),
                 log_limit=self.settings.log_tail_bytes,
@@ -155,12 +157,16 @@ class BuildManager:
             build.stopper = asyncio.create_task(self._stop(build))
         return {"id": build.id, "pipeline": pipeline, "state": build.state.state}
 
-    def _command(self, spec_path: Path, force: bool, targets: Sequence[str]) -> list[str]:
+    def _command(
+        self, spec_path: Path, force: bool, targets: Sequence[str], skip_upstream: bool = False
+    ) -> list[str]:
         command = [self.settings.python, "-m", "nbpipe", "build", "-e", str(spec_path), "--json"]
         if force:
             command.append("--force")
         # One word each, so that a name starting with '-' is not taken for an option.
         command += [f"--partially={target}" for target in targets]
+        if skip_upstream and targets:
+            command.append("--skip-upstream")
         if self.settings.processes:
             command += ["--processes", str(self.settings.processes)]
         return command
