@@ -28,10 +28,11 @@ def executor(request):
 @pytest.fixture(scope="session")
 def dask_client():
     """One LocalCluster (2 single-threaded worker processes) for every Dask test of the session:
-    starting one per test would cost seconds each. Closed, with its workers, at the end."""
+    starting one per test would cost seconds each. Closed, with its workers, at the end. Its
+    dashboard (bokeh, from the dask extra) listens on a free port of 127.0.0.1."""
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0"
     )
     client = distributed.Client(cluster)
     try:

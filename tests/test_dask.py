@@ -8,12 +8,14 @@ import os
 from pathlib import Path
 
 import pytest
-from engine_tasks import concat, die, slow
+from engine_tasks import concat, die, slow, write_name
 from wait_helpers import wait_for_marker, wait_until
 
 from nbpipe import DAG
 from nbpipe.engine.events import TaskStatus
+from nbpipe.engine.state import BuildState
 from nbpipe.exceptions import DAGBuildError
+from nbpipe.executors import Parallel
 from nbpipe.executors.base import WorkerLost
 from nbpipe.executors.worker import run_job
 from nbpipe.products import File
@@ -125,3 +127,36 @@ def test_executor_dask_in_the_spec(workdir):
 
     (workdir / "pipeline.yaml").write_text("executor: dask\ntasks: []\n")
     assert isinstance(DAGSpec("pipeline.yaml").to_dag().executor, Dask)
+
+
+def test_build_started_names_the_dashboard_and_the_state_keeps_it(workdir, dask_client):
+    """The link is data: the event carries it and the reducer keeps it (the panel and the build
+    history read it from there)."""
+    link = dask_client.dashboard_link
+    assert link.startswith("http://127.0.0.1:"), "the session's cluster serves a dashboard"
+    dag = DAG(executor=Dask(client=dask_client))
+    PythonCallable(write_name, File("a.txt"), dag)
+    events = []
+    report = dag.build(observers=[events.append])
+    [started] = [event for event in events if event.kind == "build_started"]
+    assert started.dashboard == link
+    assert started.to_dict()["dashboard"] == link
+    assert report.state.dashboard == link
+    assert BuildState.from_dict(report.state.to_dict()).dashboard == link
+
+
+def test_a_build_on_a_cluster_opened_by_the_build_names_its_dashboard(workdir):
+    """With no cluster given, the build opens its LocalCluster before build_started."""
+    dag = DAG(executor=Dask(n_workers=1))
+    PythonCallable(write_name, File("a.txt"), dag)
+    events = []
+    dag.build(observers=[events.append])
+    [started] = [event for event in events if event.kind == "build_started"]
+    assert started.dashboard and started.dashboard.startswith("http://")
+    assert started.dashboard in started.executor
+
+
+def test_executors_on_this_machine_have_no_dashboard(workdir):
+    dag = DAG(executor=Parallel(processes=1))
+    PythonCallable(write_name, File("a.txt"), dag)
+    assert dag.build().state.dashboard is None

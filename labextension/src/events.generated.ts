@@ -24,7 +24,7 @@ export type NbpipeEvent =
   | BuildEnded;
 
 /**
- * The plan is made: ``tasks`` is every task of the build (upstream first), ``to_run`` those that will run.
+ * The plan is made: ``tasks`` is every task of the build (upstream first), ``to_run`` those that will run. ``dashboard``: where to watch the workers (a Dask cluster's dashboard).
  */
 export interface BuildStarted {
   event: 'build_started';
@@ -34,6 +34,7 @@ export interface BuildStarted {
   executor: string;
   tasks: string[];
   to_run: string[];
+  dashboard: string | null;
 }
 /**
  * The task will run once its upstream tasks are done; ``reasons`` says why it runs.

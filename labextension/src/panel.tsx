@@ -211,6 +211,7 @@ function BuildStatus(props: { state: PanelState; now: number }): JSX.Element {
       data-connected={state.connected ? 'true' : 'false'}
     >
       <span>{text}</span>
+      {build && isActive(build) && <DashboardLink build={build} />}
       {explain && <div className="jp-nbpipe-status-message">{explain}</div>}
     </div>
   );
@@ -400,6 +401,7 @@ function HistoryItem(props: { build: BuildSummary; now: number; skew: number }):
       </time>
       <span className="jp-nbpipe-history-duration">{duration}</span>
       {build.force && <span className="jp-nbpipe-tag">forced</span>}
+      <DashboardLink build={build} />
       {(counts || why) && (
         <div className="jp-nbpipe-history-detail">
           {counts}
@@ -407,6 +409,19 @@ function HistoryItem(props: { build: BuildSummary; now: number; skew: number }):
         </div>
       )}
     </li>
+  );
+}
+
+/** The Dask dashboard of a build on a Dask cluster (build_started's link; http(s) only). */
+function DashboardLink(props: { build: BuildSummary }): JSX.Element | null {
+  const link = props.build.dashboard;
+  if (!link || !/^https?:\/\//.test(link)) {
+    return null;
+  }
+  return (
+    <a className="jp-nbpipe-dashboard" href={link} target="_blank" rel="noopener noreferrer">
+      Dask dashboard
+    </a>
   );
 }
 

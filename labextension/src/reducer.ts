@@ -7,7 +7,8 @@
  * what it derives with what Python derived. The rules, in short:
  *
  *     build_created          state "starting"
- *     build_started          state "running" (unless a cancel was asked); every task listed, pending
+ *     build_started          state "running" (unless a cancel was asked); every task listed, pending;
+ *                            the executor and its dashboard link kept
  *     task_<kind>            the task's status becomes STATUS_AFTER[kind]; times, products, reasons,
  *                            detail (why aborted/cancelled, the early-stop message, the failure's
  *                            summary) and failure kept
@@ -77,6 +78,8 @@ export interface BuildState {
   state: BuildStateName;
   dag: string | null;
   executor: string | null;
+  /** Where to watch the workers (a Dask cluster's dashboard). */
+  dashboard: string | null;
   /** Upstream before downstream. */
   tasks: TaskState[];
   to_run: string[];
@@ -151,6 +154,7 @@ export function initialState(): BuildState {
     state: 'pending',
     dag: null,
     executor: null,
+    dashboard: null,
     tasks: [],
     to_run: [],
     outcome: null,
@@ -217,6 +221,7 @@ function start<S extends BuildState>(state: S, event: BuildStarted): S {
     state: state.state === 'pending' || state.state === 'starting' ? 'running' : state.state,
     dag: event.dag,
     executor: event.executor,
+    dashboard: event.dashboard ?? null,
     to_run: [...event.to_run],
     started: event.time,
     tasks: [...state.tasks, ...added.map(newTask)]

@@ -209,7 +209,8 @@ describe('a build seen live from its first event', () => {
         dag: 'root',
         executor: 'Serial',
         tasks: ['make_raw_data'],
-        to_run: ['make_raw_data']
+        to_run: ['make_raw_data'],
+        dashboard: null
       }),
       fake(b, 3, { event: 'task_queued', task: 'make_raw_data', reasons: [] }),
       fake(b, 4, { event: 'task_started', task: 'make_raw_data' })

@@ -13,7 +13,7 @@ import {
   isFinished,
   STATUS_AFTER
 } from '../src/reducer';
-import type { NbpipeEvent, TaskFailure } from '../src/types';
+import type { BuildStarted, NbpipeEvent, TaskFailure } from '../src/types';
 
 function reduce(events: NbpipeEvent[]): BuildState {
   return events.reduce(applyEvent, initialState());
@@ -33,7 +33,8 @@ const started: NbpipeEvent = {
   dag: 'root',
   executor: 'Serial',
   tasks: ['a', 'b'],
-  to_run: ['a', 'b']
+  to_run: ['a', 'b'],
+  dashboard: null
 };
 const queued = (task: string): NbpipeEvent => ({
   event: 'task_queued',
@@ -101,6 +102,16 @@ describe('the reducer', () => {
       elapsed: 1,
       products: ['out/a.csv']
     });
+  });
+
+  it("keeps the executor's dashboard link from build_started", () => {
+    const link = 'http://127.0.0.1:8787/status';
+    const state = reduce([created, { ...started, executor: 'Dask(...)', dashboard: link }]);
+    expect(state.dashboard).toBe(link);
+    expect(reduce([created, started]).dashboard).toBeNull();
+    // a stream recorded before the field existed
+    const { dashboard: _unused, ...older } = started as BuildStarted;
+    expect(reduce([created, older as NbpipeEvent]).dashboard).toBeNull();
   });
 
   it('ignores events of kinds it does not know', () => {

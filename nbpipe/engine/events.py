@@ -150,13 +150,14 @@ class TaskEvent(Event):
 @dataclass(frozen=True, kw_only=True)
 class BuildStarted(Event):
     """The plan is made: ``tasks`` is every task of the build (upstream first), ``to_run`` those
-    that will run."""
+    that will run. ``dashboard``: where to watch the workers (a Dask cluster's dashboard)."""
 
     kind: ClassVar[str] = "build_started"
     dag: str
     executor: str
     tasks: list[str]
     to_run: list[str]
+    dashboard: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

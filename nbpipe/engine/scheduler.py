@@ -29,6 +29,7 @@ folder cannot be created) fails alone.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
@@ -104,22 +105,30 @@ class Build:
         (which is then raised again after it)."""
         emit = self.stream.emit
         try:
-            emit(
-                BuildStarted(
-                    dag=self.dag_name,
-                    executor=repr(executor),
-                    tasks=list(self.tasks),
-                    to_run=list(self.to_run),
+            # the executor opens first (a Dask cluster: so that build_started names its
+            # dashboard); build_started is emitted even when it cannot open
+            opened = contextlib.ExitStack()
+            try:
+                opened.enter_context(executor)
+            finally:
+                emit(
+                    BuildStarted(
+                        dag=self.dag_name,
+                        executor=repr(executor),
+                        dashboard=executor.dashboard_link,
+                        tasks=list(self.tasks),
+                        to_run=list(self.to_run),
+                    )
                 )
-            )
-            for name, task in self.tasks.items():
-                if name in self.to_run:
-                    emit(TaskQueued(task=name, reasons=self.to_run[name]))
-                else:
-                    emit(TaskSkipped(task=name, products=_paths(task.product)))
-                    self.settled.add(name)
-            self._sweep_dead_builds()
-            self._run_pool(executor)
+            with opened:
+                for name, task in self.tasks.items():
+                    if name in self.to_run:
+                        emit(TaskQueued(task=name, reasons=self.to_run[name]))
+                    else:
+                        emit(TaskSkipped(task=name, products=_paths(task.product)))
+                        self.settled.add(name)
+                self._sweep_dead_builds()
+                self._run_pool(executor)
             if self.stop_reason is not None:
                 self._cancel_rest(f"the build stopped early: {self.stop_reason}")
             outcome = (

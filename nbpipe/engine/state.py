@@ -9,7 +9,8 @@ streams to both and compares what they derive (``tests/golden/``).
 The rules, in short::
 
     build_created          state "starting"
-    build_started          state "running" (unless a cancel was asked); every task listed, pending
+    build_started          state "running" (unless a cancel was asked); every task listed, pending;
+                           the executor and its dashboard link kept
     task_<kind>            the task's status becomes STATUS_AFTER[kind]; times, products, reasons,
                            detail (why aborted/cancelled, the early-stop message) and failure kept
     build_cancelling       state "cancelling"
@@ -133,6 +134,7 @@ class BuildState:
     state: str = "pending"  # starting, running, cancelling, or a final build state
     dag: str | None = None
     executor: str | None = None
+    dashboard: str | None = None  # where to watch the workers (a Dask dashboard)
     tasks: dict[str, TaskState] = field(default_factory=dict)  # upstream before downstream
     to_run: list[str] = field(default_factory=list)
     outcome: str | None = None  # the engine's: success, failed, stopped_early, interrupted
@@ -169,6 +171,7 @@ class BuildState:
             self.state = "running"
         self.dag = event.dag
         self.executor = event.executor
+        self.dashboard = event.dashboard
         self.to_run = list(event.to_run)
         self.started = event.time
         added = [TaskState(name) for name in event.tasks if name not in self.tasks]

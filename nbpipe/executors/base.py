@@ -38,6 +38,19 @@ class Executor:
     def processes(self) -> int:
         raise NotImplementedError
 
+    @property
+    def dashboard_link(self) -> str | None:
+        """Where a person can watch the build's workers (the Dask dashboard), once opened."""
+        return None
+
+    def __enter__(self) -> Executor:
+        """Opens what the executor runs on (a cluster) ahead of a build, so that ``build_started``
+        can name its dashboard; nothing for executors on this machine."""
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
     @contextmanager
     def pool(
         self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None

@@ -166,7 +166,7 @@ class Dask(Executor):
                     threads_per_worker=self.threads_per_worker,
                     processes=True,
                     resources=self.resources,
-                    **{"dashboard_address": ":0", **self.cluster_kwargs},
+                    **{"dashboard_address": "127.0.0.1:0", **self.cluster_kwargs},
                 )
                 self._client = Client(self._cluster, timeout=self.connect_timeout)
             else:

@@ -46,7 +46,7 @@ from nbpipe.engine.state import FINAL_BUILD_STATES, BuildState, TaskState
 
 logger = logging.getLogger("nbpipe.server")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Build states a build leaves (its process runs, or is about to).
 ACTIVE_STATES = ("starting", "running", "cancelling")
@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS builds (
     state       TEXT NOT NULL,
     dag         TEXT,
     executor    TEXT,
+    dashboard   TEXT,                    -- the Dask dashboard's link, when built on Dask
     to_run      TEXT,                    -- JSON list
     outcome     TEXT,
     stop_reason TEXT,
@@ -104,6 +105,7 @@ STATE_FIELDS = (
     "state",
     "dag",
     "executor",
+    "dashboard",
     "to_run",
     "outcome",
     "stop_reason",
@@ -172,6 +174,8 @@ class Store:
         with self._db:
             if version == 1:
                 _migrate_from_1(self._db)
+            if 1 <= version <= 2:
+                _migrate_from_2(self._db)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -444,6 +448,11 @@ def _task_dict(row: sqlite3.Row) -> dict[str, Any]:
     task["products"] = json.loads(task["products"]) if task["products"] else []
     task["failure"] = json.loads(task["failure"]) if task["failure"] else None
     return task
+
+
+def _migrate_from_2(db: sqlite3.Connection) -> None:
+    """Schema 2 builds gain ``dashboard`` (build_started's Dask dashboard link), unknown there."""
+    db.execute("ALTER TABLE builds ADD COLUMN dashboard TEXT")
 
 
 def _migrate_from_1(db: sqlite3.Connection) -> None:

@@ -229,9 +229,10 @@ def test_a_history_of_schema_1_is_migrated(tmp_path):
         assert BuildState.from_dict(build).tasks["a"].failure.summary() == (
             "KeyError: 'units' (cell 4, line 2)"
         )
+        assert build["dashboard"] is None
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
 
 
 def test_history_is_per_root_newest_first(tmp_path, store):
