@@ -21,6 +21,7 @@ import argparse
 import html
 import os
 import shlex
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -158,7 +159,11 @@ def _make_kernel_safe(dag: DAG, processes: int | None) -> None:
 
 class LiveProgress:
     """Observer that keeps one output area up to date with each task's state, read from its
-    ``BuildState`` (the one reducer)."""
+    ``BuildState`` (the one reducer): a running notebook shows the cell it is in.
+
+    Redraws are at least ``MIN_INTERVAL`` apart; a change that comes sooner is drawn by a timer
+    when the interval is over (so a long cell shows even when it started right after another).
+    """
 
     MIN_INTERVAL = 0.25  # seconds between redraws, so fast builds do not flood the front end
 
@@ -166,31 +171,54 @@ class LiveProgress:
         self.state = BuildState()
         self._handle = None
         self._drawn = 0.0
+        self._lock = threading.Lock()  # the timer's redraw and the build's events
+        self._timer: threading.Timer | None = None
 
     def __call__(self, event: Event) -> None:
-        self.state.apply(event)
-        if isinstance(event, BuildStarted):
-            self._handle = display(HTML(self._html("Building…")), display_id=True)
-            return
-        final = isinstance(event, BuildFinished)
-        if self._handle is not None and (
-            final or time.monotonic() - self._drawn >= self.MIN_INTERVAL
-        ):
-            title = f"Build {event.outcome.value}" if final else "Building…"
-            self._handle.update(HTML(self._html(title)))
-            self._drawn = time.monotonic()
+        with self._lock:
+            self.state.apply(event)
+            if isinstance(event, BuildStarted):
+                self._handle = display(HTML(self._html("Building…")), display_id=True)
+                return
+            if self._handle is None:
+                return
+            if isinstance(event, BuildFinished):
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._draw(f"Build {event.outcome.value}")
+                self._handle = None
+                return
+            wait = self._drawn + self.MIN_INTERVAL - time.monotonic()
+            if wait <= 0:
+                self._draw("Building…")
+            elif self._timer is None:
+                self._timer = threading.Timer(wait, self._draw_late)
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _draw_late(self) -> None:
+        with self._lock:
+            self._timer = None
+            if self._handle is not None:
+                self._draw("Building…")
+
+    def _draw(self, title: str) -> None:
+        self._handle.update(HTML(self._html(title)))
+        self._drawn = time.monotonic()
 
     def _html(self, title: str) -> str:
         done, total = self.state.progress()
         rows = "".join(
             f"<tr><td>{html.escape(task.name)}</td>"
             f"<td class='nbpipe-{task.status.value}'>{task.status.value}</td>"
-            f"<td>{'' if task.elapsed is None else f'{task.elapsed:.2f} s'}</td></tr>"
+            f"<td>{'' if task.elapsed is None else f'{task.elapsed:.2f} s'}</td>"
+            f"<td><code>{html.escape(task.cell_text() or '')}</code></td></tr>"
             for task in self.state.tasks.values()
         )
         return (
             f"<details open><summary><b>{html.escape(title)}</b> {done}/{total} tasks</summary>"
-            f"<table><thead><tr><th>task</th><th>state</th><th>elapsed</th></tr></thead><tbody>{rows}</tbody></table></details>"
+            "<table><thead><tr><th>task</th><th>state</th><th>elapsed</th><th>now</th></tr>"
+            f"</thead><tbody>{rows}</tbody></table></details>"
         )
 
 

@@ -70,7 +70,7 @@ class ScriptedExecutor(Executor):
         return self._processes
 
     @contextmanager
-    def pool(self, imports=(), warm_up=None):
+    def pool(self, imports=(), warm_up=None, progress=None):
         yield self.scripted
 
 

@@ -133,7 +133,7 @@ class UnstartableExecutor(Executor):
     processes = 1
 
     @contextmanager
-    def pool(self, imports=(), warm_up=None):
+    def pool(self, imports=(), warm_up=None, progress=None):
         raise OSError("cannot start a worker process")
         yield
 

@@ -18,6 +18,9 @@ export type NbpipeEvent =
   | TaskAborted
   | TaskStoppedEarly
   | TaskCancelled
+  | TaskCellStarted
+  | TaskCellFinished
+  | TaskOutput
   | BuildFinished
   | BuildCreated
   | BuildCancelling
@@ -120,6 +123,37 @@ export interface TaskCancelled {
   time: number;
   task: string;
   reason: string;
+}
+/**
+ * A notebook task started a code cell: ``cell`` of ``cells``, counted from 1 over every cell of the source notebook (the numbering of a failure's cell), ``line`` the cell's first non-blank line (at most ``CELL_LINE_LIMIT`` characters).
+ */
+export interface TaskCellStarted {
+  event: 'task_cell_started';
+  time: number;
+  task: string;
+  cell: number;
+  cells: number;
+  line: string;
+}
+/**
+ * The cell ended (an error included: ``task_failed`` follows), after ``elapsed`` seconds.
+ */
+export interface TaskCellFinished {
+  event: 'task_cell_finished';
+  time: number;
+  task: string;
+  cell: number;
+  cells: number;
+  elapsed: number;
+}
+/**
+ * The tail of what the running notebook printed, stdout and stderr as they came: the whole tail each time (at most ``OUTPUT_TAIL_LINES`` lines and ``OUTPUT_TAIL_CHARS`` characters), so a reader replaces what it had; at most one every ``OUTPUT_INTERVAL`` seconds per task.
+ */
+export interface TaskOutput {
+  event: 'task_output';
+  time: number;
+  task: string;
+  text: string;
 }
 /**
  * The build ended: emitted exactly once per build, whatever escaped.

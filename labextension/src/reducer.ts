@@ -12,6 +12,10 @@
  *     task_<kind>            the task's status becomes STATUS_AFTER[kind]; times, products, reasons,
  *                            detail (why aborted/cancelled, the early-stop message, the failure's
  *                            summary) and failure kept
+ *     task_cell_started      (only while the task runs) its cell, cells, the cell's first line and
+ *                            start time; task_cell_finished: the cell's elapsed, no cell running;
+ *                            task_output: the output tail, replaced. task_started clears these;
+ *                            the task's end leaves them but for the running cell's start
  *     build_cancelling       state "cancelling"
  *     build_finished         outcome, stop reason, end time; state becomes the outcome (unless
  *                            cancelling)
@@ -27,7 +31,10 @@ import type {
   BuildFinished,
   BuildStarted,
   NbpipeEvent,
-  TaskFailure
+  TaskCellFinished,
+  TaskCellStarted,
+  TaskFailure,
+  TaskOutput
 } from './events.generated';
 
 /** Where a task stands in a build (Python's `TaskStatus`). */
@@ -71,6 +78,18 @@ export interface TaskState {
   /** Why aborted or cancelled, the early-stop message, the failure's summary. */
   detail: string | null;
   failure: TaskFailure | null;
+  /** The notebook cell running (or last run), counted from 1. */
+  cell: number | null;
+  /** The notebook's cells. */
+  cells: number | null;
+  /** That cell's first line. */
+  cell_line: string | null;
+  /** When the running cell started; null between cells. */
+  cell_started: number | null;
+  /** How long the last finished cell took. */
+  cell_elapsed: number | null;
+  /** The tail of the notebook's output (stdout and stderr). */
+  output: string;
 }
 
 /** A build as its events describe it (Python's `BuildState.to_dict()`). */
@@ -104,6 +123,9 @@ type TaskEventKind =
   | 'task_cancelled';
 
 type TaskEvent = Extract<NbpipeEvent, { event: TaskEventKind }>;
+
+/** What a running task reports on the way: it changes what the task shows, never its status. */
+type TaskProgress = TaskCellStarted | TaskCellFinished | TaskOutput;
 
 /** The status a task is in after each task event: the transition table. */
 export const STATUS_AFTER: { readonly [kind in TaskEventKind]: TaskStatus } = {
@@ -176,7 +198,13 @@ export function newTask(name: string): TaskState {
     elapsed: null,
     products: [],
     detail: null,
-    failure: null
+    failure: null,
+    cell: null,
+    cells: null,
+    cell_line: null,
+    cell_started: null,
+    cell_elapsed: null,
+    output: ''
   };
 }
 
@@ -194,6 +222,10 @@ export function applyEvent<S extends BuildState>(state: S, event: NbpipeEvent): 
     return applyTaskEvent(state, event);
   }
   switch (event.event) {
+    case 'task_cell_started':
+    case 'task_cell_finished':
+    case 'task_output':
+      return applyProgress(state, event);
     case 'build_created':
       return { ...state, state: 'starting' };
     case 'build_started':
@@ -232,6 +264,7 @@ function applyTaskEvent<S extends BuildState>(state: S, event: TaskEvent): S {
   const index = state.tasks.findIndex(task => task.name === event.task);
   const task: TaskState = { ...(index < 0 ? newTask(event.task) : state.tasks[index]) };
   task.status = STATUS_AFTER[event.event];
+  task.cell_started = null;
   switch (event.event) {
     case 'task_queued':
       task.reasons = [...event.reasons];
@@ -241,6 +274,8 @@ function applyTaskEvent<S extends BuildState>(state: S, event: TaskEvent): S {
       task.ended = null;
       task.failure = null;
       task.detail = null;
+      task.cell = task.cells = task.cell_line = task.cell_elapsed = null;
+      task.output = '';
       break;
     case 'task_skipped':
     case 'task_finished':
@@ -277,6 +312,44 @@ function applyTaskEvent<S extends BuildState>(state: S, event: TaskEvent): S {
   return { ...state, tasks };
 }
 
+function applyProgress<S extends BuildState>(state: S, event: TaskProgress): S {
+  const index = state.tasks.findIndex(task => task.name === event.task);
+  if (index < 0 || state.tasks[index].status !== 'running') {
+    return state;
+  }
+  const task: TaskState = { ...state.tasks[index] };
+  switch (event.event) {
+    case 'task_cell_started':
+      task.cell = event.cell;
+      task.cells = event.cells;
+      task.cell_line = event.line;
+      task.cell_started = event.time;
+      task.cell_elapsed = null;
+      break;
+    case 'task_cell_finished':
+      task.cell = event.cell;
+      task.cells = event.cells;
+      task.cell_started = null;
+      task.cell_elapsed = event.elapsed;
+      break;
+    case 'task_output':
+      task.output = event.text;
+      break;
+  }
+  const tasks = [...state.tasks];
+  tasks[index] = task;
+  return { ...state, tasks };
+}
+
+/** Where a running notebook is, for people: `cell 12/40 · df = load(path)` (null otherwise). */
+export function cellText(task: TaskState): string | null {
+  if (task.status !== 'running' || task.cell === null) {
+    return null;
+  }
+  const where = `cell ${task.cell}/${task.cells}`;
+  return task.cell_line ? `${where} · ${task.cell_line}` : where;
+}
+
 function finish<S extends BuildState>(state: S, event: BuildFinished): S {
   const outcome = event.outcome;
   return {
@@ -297,6 +370,7 @@ function end<S extends BuildState>(state: S, event: BuildEnded): S {
           ...task,
           status: 'cancelled' as const,
           detail: task.detail || reason,
+          cell_started: null,
           ended: task.started !== null ? event.time : task.ended
         }
   );

@@ -15,6 +15,11 @@ A build's events, in order::
     task_cancelled                        the build stopped (early stop, interrupt) first
     build_finished                        exactly once, whatever happened
 
+Between a task's ``task_started`` and its end come what a running notebook reports:
+``task_cell_started``/``task_cell_finished`` per code cell and ``task_output`` (the tail of its
+output, throttled). They change no status; the scheduler emits them in order with the task's
+other events, never after its end.
+
 A build run by a supervisor (the Jupyter server runs ``nbpipe build --json`` as a child process)
 also gets the supervisor's events: ``build_created`` before the process starts,
 ``build_cancelling`` when a cancel is asked, and ``build_ended`` once the process is gone (with
@@ -225,6 +230,51 @@ class TaskCancelled(TaskEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class TaskProgress(TaskEvent):
+    """What a running task reports on the way (reached through ``nbpipe.executors.channel``):
+    it changes what the task shows, never its status, and only while the task runs."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCellStarted(TaskProgress):
+    """A notebook task started a code cell: ``cell`` of ``cells``, counted from 1 over every
+    cell of the source notebook (the numbering of a failure's cell), ``line`` the cell's first
+    non-blank line (at most ``CELL_LINE_LIMIT`` characters)."""
+
+    kind: ClassVar[str] = "task_cell_started"
+    cell: int
+    cells: int
+    line: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskCellFinished(TaskProgress):
+    """The cell ended (an error included: ``task_failed`` follows), after ``elapsed`` seconds."""
+
+    kind: ClassVar[str] = "task_cell_finished"
+    cell: int
+    cells: int
+    elapsed: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskOutput(TaskProgress):
+    """The tail of what the running notebook printed, stdout and stderr as they came: the whole
+    tail each time (at most ``OUTPUT_TAIL_LINES`` lines and ``OUTPUT_TAIL_CHARS`` characters),
+    so a reader replaces what it had; at most one every ``OUTPUT_INTERVAL`` seconds per task."""
+
+    kind: ClassVar[str] = "task_output"
+    text: str
+
+
+#: Bounds of the progress events, so that a chatty notebook cannot flood the event stream.
+CELL_LINE_LIMIT = 120
+OUTPUT_TAIL_LINES = 20
+OUTPUT_TAIL_CHARS = 4096
+OUTPUT_INTERVAL = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
 class BuildFinished(Event):
     """The build ended: emitted exactly once per build, whatever escaped."""
 
@@ -273,6 +323,9 @@ ENGINE_EVENTS: tuple[type[Event], ...] = (
     TaskAborted,
     TaskStoppedEarly,
     TaskCancelled,
+    TaskCellStarted,
+    TaskCellFinished,
+    TaskOutput,
     BuildFinished,
 )
 SUPERVISOR_EVENTS: tuple[type[Event], ...] = (BuildCreated, BuildCancelling, BuildEnded)

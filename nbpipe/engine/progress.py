@@ -2,7 +2,8 @@
 
 One observer for every front end that shows progress as text (``DAG.build(show_progress=True)``
 on stdout, the CLI on stderr). It keeps its own ``BuildState`` through the reducer and draws from
-it: the bar counts the plan's settled tasks and names the running ones.
+it: the bar counts the plan's settled tasks and names the running ones, with the cell a running
+notebook is in (``clean: cell 12/40 · df = load(path)``); in log lines a cell is a debug message.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from nbpipe.engine.events import (
     BuildFinished,
     BuildStarted,
     Event,
+    TaskCellStarted,
     TaskEvent,
+    TaskProgress,
     TaskStarted,
     TaskStatus,
 )
@@ -47,6 +50,10 @@ class ProgressObserver:
         touched = self.state.apply(event)
         if isinstance(event, BuildStarted):
             self._open()
+        elif isinstance(event, TaskProgress):
+            if isinstance(event, TaskCellStarted) and touched:
+                logger.debug("%s: %s", event.task, touched[0].cell_text())
+                self._redraw(advance=False)
         elif isinstance(event, TaskStarted):
             logger.info("%s: started", event.task)
             self._redraw(advance=False)
@@ -74,7 +81,11 @@ class ProgressObserver:
         if self._bar is None:
             return
         done, _ = self.state.progress()
-        self._bar.set_postfix_str(", ".join(self.state.running()), refresh=not advance)
+        running = [self.state.tasks[name] for name in self.state.running()]
+        shown = [
+            f"{task.name}: {cell}" if (cell := task.cell_text()) else task.name for task in running
+        ]
+        self._bar.set_postfix_str(", ".join(shown), refresh=not advance)
         if advance:
             self._bar.update(done - self._bar.n)
 

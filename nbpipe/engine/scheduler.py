@@ -25,6 +25,11 @@ Every build emits exactly one ``build_finished``, whatever escapes (Ctrl-C at an
 error in the loop itself): running tasks are stopped, their staged products discarded, and what
 did not finish is cancelled before it. A task whose job cannot even be prepared (its product
 folder cannot be created) fails alone.
+
+A running task's progress reports (its notebook's cells and output) reach the loop through the
+executor's end of ``nbpipe.executors.channel``, on the same queue as finished jobs (or at once,
+for a job the loop runs inline); the loop emits them only while their task is active, so none
+follows the task's end.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from nbpipe.engine.events import (
     TaskFailed,
     TaskFailure,
     TaskFinished,
+    TaskProgress,
     TaskQueued,
     TaskSkipped,
     TaskStarted,
@@ -62,6 +68,7 @@ from nbpipe.engine.products import (
 )
 from nbpipe.exceptions import DAGBuildEarlyStop
 from nbpipe.executors.base import WorkerLost
+from nbpipe.executors.channel import ProgressLine
 from nbpipe.executors.worker import Outcome, describe_error, run_job
 
 if TYPE_CHECKING:
@@ -96,6 +103,7 @@ class Build:
         self.stop_reason: str | None = None
         self.settled: set[str] = set()  # tasks that reached a final state in this build
         self.running: dict[str, Product] = {}  # task -> its staged products
+        self.active: set[str] = set()  # tasks started whose end the loop has not taken yet
         self.tokens: dict[str, str] = {}  # task -> the token naming its staged products
         self.unstarted = Counter(type(self.tasks[name]) for name in to_run)
 
@@ -171,17 +179,20 @@ class Build:
         warm_up = next(
             (w for name in self.to_run if (w := self.tasks[name].worker_warm_up())), None
         )
-        with executor.pool(imports, warm_up) as pool:
+        done: queue.SimpleQueue = queue.SimpleQueue()  # finished jobs and progress reports
+        line = ProgressLine(handle=self._progress, send=done.put)
+        with executor.pool(imports, warm_up, line) as pool:
             try:
-                self._loop(pool, executor.processes)
+                self._loop(pool, executor.processes, done)
             except BaseException:
+                self.active.clear()
                 pool.terminate()
                 for name, staged in self.running.items():
                     self.tasks[name].discard(staged)
                 self.running.clear()
                 raise
 
-    def _loop(self, pool: Pool, processes: int) -> None:
+    def _loop(self, pool: Pool, processes: int, done: queue.SimpleQueue) -> None:
         waiting = {
             name: {u for u in self.tasks[name].upstream if u in self.to_run} for name in self.to_run
         }
@@ -191,7 +202,6 @@ class Build:
                 dependents[parent].append(name)
         ready = deque(name for name in self.to_run if not waiting[name])
         running = self.running
-        done: queue.SimpleQueue[tuple[str, Future]] = queue.SimpleQueue()
         retried: set[str] = set()
         while ready or running:
             while ready and self.stop_reason is None and len(running) < processes:
@@ -202,7 +212,12 @@ class Build:
                 running[name] = self._start(self.tasks[name], pool, done)
             if not running:
                 break
-            name, future = done.get()
+            item = done.get()
+            if isinstance(item, TaskProgress):
+                self._progress(item)
+                continue
+            name, future = item
+            self.active.discard(name)
             if isinstance(future.exception(), WorkerLost) and name not in retried:
                 retried.add(name)  # maybe a sibling's crash took its worker down
                 self.unstarted[type(self.tasks[name])] += 1
@@ -223,6 +238,7 @@ class Build:
         """Hands the task's job to the pool. A job that cannot be prepared (its product folder
         cannot be created, its job not built) fails this task alone, through the same queue."""
         self.unstarted[type(task)] -= 1
+        self.active.add(task.name)
         self.stream.emit(TaskStarted(task=task.name))
         staged = None
         try:
@@ -242,6 +258,12 @@ class Build:
             raise
         future.add_done_callback(lambda f, name=task.name: done.put((name, f)))
         return staged
+
+    def _progress(self, event: TaskProgress) -> None:
+        """A running task's report (``nbpipe.executors.channel``); one that comes after its task
+        ended (or before it was retried) is dropped."""
+        if event.task in self.active:
+            self.stream.emit(event)
 
     def _finish(self, task: Task, future: Future, staged: Product | None) -> TaskStatus:
         outcome = _outcome_of(task.name, future)

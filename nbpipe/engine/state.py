@@ -13,6 +13,10 @@ The rules, in short::
                            the executor and its dashboard link kept
     task_<kind>            the task's status becomes STATUS_AFTER[kind]; times, products, reasons,
                            detail (why aborted/cancelled, the early-stop message) and failure kept
+    task_cell_started      (only while the task runs) its cell, cells, the cell's first line and
+                           start time; task_cell_finished: the cell's elapsed, no cell running;
+                           task_output: the output tail, replaced. task_started clears these;
+                           the task's end leaves them but for the running cell's start
     build_cancelling       state "cancelling"
     build_finished         outcome, stop reason; state becomes the outcome (unless cancelling)
     build_ended            state becomes the supervisor's final state; every task not yet settled
@@ -39,10 +43,14 @@ from nbpipe.engine.events import (
     Event,
     TaskAborted,
     TaskCancelled,
+    TaskCellFinished,
+    TaskCellStarted,
     TaskEvent,
     TaskFailed,
     TaskFailure,
     TaskFinished,
+    TaskOutput,
+    TaskProgress,
     TaskQueued,
     TaskSkipped,
     TaskStarted,
@@ -102,6 +110,12 @@ class TaskState:
     products: list[str] = field(default_factory=list)
     detail: str | None = None  # why aborted or cancelled, the early-stop message, the failure
     failure: TaskFailure | None = None
+    cell: int | None = None  # the notebook cell running (or last run), counted from 1
+    cells: int | None = None  # the notebook's cells
+    cell_line: str | None = None  # that cell's first line
+    cell_started: float | None = None  # when the running cell started; None between cells
+    cell_elapsed: float | None = None  # how long the last finished cell took
+    output: str = ""  # the tail of the notebook's output (stdout and stderr)
 
     @property
     def ran(self) -> bool:
@@ -110,6 +124,13 @@ class TaskState:
     @property
     def settled(self) -> bool:
         return self.status in FINAL_STATUSES
+
+    def cell_text(self) -> str | None:
+        """Where a running notebook is, for people: ``cell 12/40 · df = load(path)``."""
+        if self.status is not TaskStatus.RUNNING or self.cell is None:
+            return None
+        where = f"cell {self.cell}/{self.cells}"
+        return f"{where} · {self.cell_line}" if self.cell_line else where
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -148,6 +169,12 @@ class BuildState:
     def apply(self, event: Event) -> list[TaskState]:
         """Folds ``event`` into the state; returns the tasks it changed (so an observer that
         stores tasks writes only those)."""
+        if isinstance(event, TaskProgress):
+            task = self.tasks.get(event.task)
+            if task is None or task.status is not TaskStatus.RUNNING:
+                return []
+            _apply_progress(task, event)
+            return [task]
         if isinstance(event, TaskEvent):
             return [self._apply_task(event)]
         if isinstance(event, BuildCreated):
@@ -181,10 +208,13 @@ class BuildState:
     def _apply_task(self, event: TaskEvent) -> TaskState:
         task = self.tasks.setdefault(event.task, TaskState(event.task))
         task.status = STATUS_AFTER[type(event)]
+        task.cell_started = None
         if isinstance(event, TaskQueued):
             task.reasons = list(event.reasons)
         elif isinstance(event, TaskStarted):
             task.started, task.ended, task.failure, task.detail = event.time, None, None, None
+            task.cell = task.cells = task.cell_line = task.cell_elapsed = None
+            task.output = ""
         elif isinstance(event, (TaskSkipped, TaskFinished)):
             task.products = list(event.products)
         elif isinstance(event, (TaskAborted, TaskCancelled)):
@@ -209,6 +239,7 @@ class BuildState:
         unsettled = [task for task in self.tasks.values() if not task.settled]
         for task in unsettled:
             task.status = TaskStatus.CANCELLED
+            task.cell_started = None
             task.detail = task.detail or reason
             if task.started is not None:
                 task.ended = event.time
@@ -253,3 +284,15 @@ class BuildState:
             task["name"]: TaskState.from_dict(task) for task in data.get("tasks") or []
         }
         return cls(**values)
+
+
+def _apply_progress(task: TaskState, event: TaskProgress) -> None:
+    """A running task's report: its cell, or its output tail."""
+    if isinstance(event, TaskCellStarted):
+        task.cell, task.cells, task.cell_line = event.cell, event.cells, event.line
+        task.cell_started, task.cell_elapsed = event.time, None
+    elif isinstance(event, TaskCellFinished):
+        task.cell, task.cells = event.cell, event.cells
+        task.cell_started, task.cell_elapsed = None, event.elapsed
+    elif isinstance(event, TaskOutput):
+        task.output = event.text

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from nbpipe.executors.channel import ProgressLine
 
 
 class WorkerLost(Exception):
@@ -53,10 +56,15 @@ class Executor:
 
     @contextmanager
     def pool(
-        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+        self,
+        imports: Sequence[str] = (),
+        warm_up: Callable[[], None] | None = None,
+        progress: ProgressLine | None = None,
     ) -> Iterator[Pool]:
         """A pool for one build; workers may import ``imports`` and run ``warm_up`` (e.g. start
-        the first notebook's kernel) ahead of their first job."""
+        the first notebook's kernel) ahead of their first job. Jobs' progress reports go to
+        ``progress``, the loop's end of ``nbpipe.executors.channel``: the executor installs the
+        sink that carries them there."""
         raise NotImplementedError
         yield
 

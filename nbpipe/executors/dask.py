@@ -53,6 +53,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from nbpipe.executors.base import Executor, WorkerLost
+from nbpipe.executors.channel import ProgressLine
 from nbpipe.executors.worker import Outcome
 
 #: The Dask resource that caps notebook kernels on workers that declare it.
@@ -224,13 +225,16 @@ class Dask(Executor):
 
     @contextmanager
     def pool(
-        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+        self,
+        imports: Sequence[str] = (),
+        warm_up: Callable[[], None] | None = None,
+        progress: ProgressLine | None = None,
     ) -> Iterator[DaskPool]:
         """A pool on the cluster, opened for this build unless already open. Runners import
         what notebooks need on their first notebook; kernels are never started ahead."""
         self.start()
         try:
-            pool = DaskPool(self._client)
+            pool = DaskPool(self._client, progress)
             try:
                 yield pool
             finally:
@@ -241,10 +245,16 @@ class Dask(Executor):
 
 class DaskPool:
     """Submits jobs as Dask tasks; ``terminate`` cancels the queued ones and stops the running
-    ones on their workers."""
+    ones on their workers. Jobs' progress reports come back on a topic of this pool's
+    (``Worker.log_event``, ``Client.subscribe_topic``): the scheduler relays them on the stream
+    that then says the task finished, so they arrive first."""
 
-    def __init__(self, client):
+    def __init__(self, client, progress: ProgressLine | None = None):
         self.client = client
+        self.topic: str | None = None
+        if progress is not None:
+            self.topic = f"nbpipe-progress-{uuid.uuid4().hex}"
+            client.subscribe_topic(self.topic, lambda event: _relay_progress(event, progress))
         self.project_dir = os.getcwd()
         # the building process's import path: workers append what they lack (the project's
         # modules, found beside pipeline.yaml), after their own packages
@@ -267,6 +277,7 @@ class DaskPool:
             payload,
             self.project_dir,
             self.sys_path,
+            self.topic,
             key=f"nbpipe-{task}-{uuid.uuid4().hex}",
             pure=False,
             retries=0,
@@ -314,6 +325,19 @@ class DaskPool:
         if futures:
             with contextlib.suppress(Exception):
                 self.client.cancel(futures)
+        if self.topic is not None:
+            with contextlib.suppress(Exception):
+                self.client.unsubscribe_topic(self.topic)
+
+
+def _relay_progress(event: tuple[float, Any], progress: ProgressLine) -> None:
+    """A progress report published by a worker (``(time, event dict)``), to the loop."""
+    from nbpipe.engine.events import TaskProgress, UnknownEvent, event_from_dict
+
+    with contextlib.suppress(UnknownEvent, TypeError, ValueError):
+        report = event_from_dict(event[1])
+        if isinstance(report, TaskProgress):
+            progress.send(report)
 
 
 def _as_worker_lost(error: BaseException | None) -> BaseException:
@@ -339,8 +363,11 @@ _executed: deque[str] = deque(maxlen=10_000)  # keys of jobs this worker ran, ol
 _state_lock = threading.Lock()
 
 
-def _run_on_worker(task: str, payload: bytes, project_dir: str, sys_path: list[str]) -> Outcome:
-    """The Dask task: hands the job to this thread's runner and returns its outcome."""
+def _run_on_worker(
+    task: str, payload: bytes, project_dir: str, sys_path: list[str], topic: str | None = None
+) -> Outcome:
+    """The Dask task: hands the job to this thread's runner and returns its outcome; the job's
+    progress reports are published on ``topic``."""
     from distributed.worker import get_worker, thread_state
 
     key = getattr(thread_state, "key", None) or f"unknown-{uuid.uuid4().hex}"
@@ -359,8 +386,13 @@ def _run_on_worker(task: str, payload: bytes, project_dir: str, sys_path: list[s
     runner = _runner_of_this_thread()
     with _state_lock:
         _running[key] = runner
+    worker = get_worker()
+
+    def publish(event) -> None:
+        worker.log_event(topic, event.to_dict())
+
     try:
-        outcome = runner.run(task, payload, project_dir, sys_path)
+        outcome = runner.run(task, payload, project_dir, sys_path, publish if topic else None)
     finally:
         with _state_lock:
             _running.pop(key, None)
@@ -435,10 +467,22 @@ class _Runner:
         with contextlib.suppress(ProcessLookupError):
             self.process.send_signal(signum)
 
-    def run(self, task: str, payload: bytes, project_dir: str, sys_path: list[str]) -> Outcome:
+    def run(
+        self,
+        task: str,
+        payload: bytes,
+        project_dir: str,
+        sys_path: list[str],
+        publish: Callable[[Any], None] | None = None,
+    ) -> Outcome:
+        """The job's outcome; the progress events the runner sends before it go to
+        ``publish``."""
         try:
             self.connection.send_bytes(pickle.dumps((task, payload, project_dir, sys_path)))
-            answer = self.connection.recv_bytes()
+            while not isinstance(answer := pickle.loads(self.connection.recv_bytes()), Outcome):
+                if publish is not None:
+                    with contextlib.suppress(Exception):  # a lost report, not a lost task
+                        publish(answer)
         except (EOFError, OSError):
             self.signal(signal.SIGKILL)
             self.process.wait()
@@ -447,11 +491,12 @@ class _Runner:
                 f"the process running task {task!r} on a Dask worker died "
                 f"(exit code {self.process.returncode}: killed, or crashed in native code)"
             ) from None
-        return pickle.loads(answer)
+        return answer
 
 
 def runner_main(fd: int) -> None:
     """The runner's loop: a job in, its outcome out, until the worker closes the connection."""
+    from nbpipe.executors.channel import install_sink
     from nbpipe.executors.lifeline import die_with_parent
     from nbpipe.executors.worker import _exit_on_sigterm, describe_error
 
@@ -459,6 +504,9 @@ def runner_main(fd: int) -> None:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     die_with_parent(os.getppid())
     connection = Connection(fd)
+    install_sink(
+        lambda event: connection.send_bytes(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
+    )
     while True:
         try:
             task, payload, project_dir, sys_path = pickle.loads(connection.recv_bytes())

@@ -1,20 +1,26 @@
 """The Parallel executor: tasks in a pool of worker processes that live for the whole build.
 
 Workers are reused across tasks (nbformat, papermill and nbconvert are imported once per worker,
-not once per task) and each receives only its task's job, never the DAG.
+not once per task) and each receives only its task's job, never the DAG. Their jobs' progress
+reports come back through one pipe (``ProgressPipe``), drained before each job's result is
+relayed.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from nbpipe.executors.base import Executor, WorkerLost
+from nbpipe.executors.channel import ProgressLine
 from nbpipe.executors.worker import init_worker
 
 START_METHODS = ("fork", "spawn", "forkserver")
@@ -61,10 +67,13 @@ class Parallel(Executor):
 
     @contextmanager
     def pool(
-        self, imports: Sequence[str] = (), warm_up: Callable[[], None] | None = None
+        self,
+        imports: Sequence[str] = (),
+        warm_up: Callable[[], None] | None = None,
+        progress: ProgressLine | None = None,
     ) -> Iterator[ProcessPool]:
         context = multiprocessing.get_context(self.start_method)
-        pool = ProcessPool(self.processes, context, imports, warm_up)
+        pool = ProcessPool(self.processes, context, imports, warm_up, progress)
         try:
             yield pool
         finally:
@@ -76,20 +85,33 @@ class ProcessPool:
     one crashing task fails alone instead of taking the rest of the build with it."""
 
     def __init__(
-        self, processes: int, context, imports: Sequence[str], warm_up: Callable[[], None] | None
+        self,
+        processes: int,
+        context,
+        imports: Sequence[str],
+        warm_up: Callable[[], None] | None,
+        progress: ProgressLine | None = None,
     ):
         self._processes = processes
         self._context = context
         self._imports = tuple(imports)
         self._warm_up = warm_up
+        self._progress = progress
+        self._pipe: ProgressPipe | None = None
         self._executor = self._new_executor()
 
     def _new_executor(self) -> ProcessPoolExecutor:
+        """Workers, and a fresh progress pipe for them (a worker killed while writing to the
+        previous one may have left it unusable)."""
+        if self._pipe is not None:
+            self._pipe.close()
+        if self._progress is not None:
+            self._pipe = ProgressPipe(self._context, self._progress.send)
         return ProcessPoolExecutor(
             self._processes,
             mp_context=self._context,
             initializer=init_worker,
-            initargs=(self._imports, self._warm_up),
+            initargs=(self._imports, self._warm_up, self._pipe.sink if self._pipe else None),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
@@ -99,7 +121,7 @@ class ProcessPool:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = self._new_executor()
             inner = self._executor.submit(fn, *args)
-        return _relay(inner)
+        return _relay(inner, self._pipe)
 
     def terminate(self) -> None:
         processes = list((getattr(self._executor, "_processes", None) or {}).values())
@@ -110,17 +132,80 @@ class ProcessPool:
             if process.is_alive():
                 process.kill()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._pipe is not None:
+            self._pipe.close()
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._pipe is not None:
+            self._pipe.close()
 
 
-def _relay(inner: Future) -> Future:
+class ProgressPipe:
+    """Progress reports from the workers: each writes its events to one pipe (under a lock
+    shared by the workers); a thread of the building process reads them and hands each to
+    ``send``. ``drain`` hands over at once what is already written: a worker writes its job's
+    events before its result, so draining before relaying the result keeps them first."""
+
+    def __init__(self, context, send: Callable[[Any], None]):
+        self._reader, writer = context.Pipe(duplex=False)
+        self.sink = PipeSink(writer, context.Lock())
+        self._send = send
+        self._stop_reader, self._stop_writer = multiprocessing.Pipe(duplex=False)
+        self._reading = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._read, name="nbpipe-progress", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while True:
+            ready = wait([self._reader, self._stop_reader])
+            if self._stop_reader in ready:
+                return
+            self.drain()
+
+    def drain(self) -> None:
+        with self._reading:
+            while not self._closed and self._reader.poll():
+                try:
+                    event = self._reader.recv()
+                except (EOFError, OSError, pickle.UnpicklingError):
+                    return
+                self._send(event)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self.sink.writer.close()  # the workers' copies are gone with them: nothing is written
+        self._stop_writer.send(None)
+        self._thread.join()
+        with self._reading:
+            self._closed = True
+            for connection in (self._reader, self._stop_reader, self._stop_writer):
+                connection.close()
+
+
+class PipeSink:
+    """A worker's sink (``nbpipe.executors.channel``): its events, written whole to the pipe."""
+
+    def __init__(self, writer: Connection, lock):
+        self.writer = writer
+        self.lock = lock
+
+    def __call__(self, event: Any) -> None:
+        data = pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL)
+        with self.lock:
+            self.writer.send_bytes(data)
+
+
+def _relay(inner: Future, pipe: ProgressPipe | None = None) -> Future:
     """A future that settles as ``inner`` does, a dead worker (BrokenProcessPool) reported as
-    the executors' neutral ``WorkerLost``."""
+    the executors' neutral ``WorkerLost``; the progress the job reported first."""
     outer: Future = Future()
 
     def settle(done: Future) -> None:
+        if pipe is not None:
+            pipe.drain()
         if done.cancelled():  # the pool was shut down before the job started
             outer.set_exception(WorkerLost("the job was cancelled with its pool"))
             return

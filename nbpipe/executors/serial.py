@@ -25,6 +25,7 @@ from typing import Any
 
 from nbpipe.exceptions import DAGBuildEarlyStop
 from nbpipe.executors.base import Executor
+from nbpipe.executors.channel import ProgressLine, sink_installed
 
 
 class UncaughtTaskError(BaseException):
@@ -149,20 +150,26 @@ class Serial(Executor):
 
     @contextmanager
     def pool(
-        self, imports: Sequence[str] = (), warm_up: Callable[[], object] | None = None
+        self,
+        imports: Sequence[str] = (),
+        warm_up: Callable[[], object] | None = None,
+        progress: ProgressLine | None = None,
     ) -> Iterator[InlinePool]:
         """Jobs run in this process, whose imports and signals belong to the caller: the worker
         imports are not made here. The warm-up runs (here it starts at most a notebook kernel
         template, never a kernel: ``nbpipe.notebooks.kernels``); what it started stops with the
-        pool."""
+        pool. A job runs inside the loop's call to ``submit``, so its progress reports are
+        handled at once (``progress.handle``)."""
         seen: list[tuple[str, str]] | None = [] if self.catch_warnings else None
         stop = warm_up() if warm_up is not None else None
+        sink = progress.handle if progress is not None else None
         try:
-            yield InlinePool(
-                catch_exceptions=self.catch_exceptions is not False,
-                in_subprocess=bool(self.build_in_subprocess),
-                warnings_seen=seen,
-            )
+            with sink_installed(sink):
+                yield InlinePool(
+                    catch_exceptions=self.catch_exceptions is not False,
+                    in_subprocess=bool(self.build_in_subprocess),
+                    warnings_seen=seen,
+                )
         finally:
             if callable(stop):
                 stop()

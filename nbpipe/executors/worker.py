@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from nbpipe.engine.events import TaskFailure
 from nbpipe.exceptions import DAGBuildEarlyStop, NotebookExecutionError
+from nbpipe.executors.channel import Sink, install_sink
 from nbpipe.executors.lifeline import die_with_parent
 
 
@@ -87,7 +88,11 @@ def _user_frames(error: BaseException):
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], object] | None = None) -> None:
+def init_worker(
+    imports: tuple[str, ...] = (),
+    warm_up: Callable[[], object] | None = None,
+    progress: Sink | None = None,
+) -> None:
     """Worker start-up: the scheduler alone handles Ctrl-C; SIGTERM unwinds the task so that
     papermill shuts its kernel down instead of leaving it orphaned. Slow imports the tasks need
     (papermill, nbformat) are paid here, once per worker, without the modules they would import
@@ -97,7 +102,9 @@ def init_worker(imports: tuple[str, ...] = (), warm_up: Callable[[], object] | N
 
     A worker dies with its parent (``lifeline``): a build killed outright leaves no worker behind.
     A SIGTERM during start-up means the build is being stopped: the worker leaves quietly (a
-    SystemExit escaping an initializer would print "Exception in initializer" and a traceback)."""
+    SystemExit escaping an initializer would print "Exception in initializer" and a traceback).
+    The jobs' progress reports go to ``progress``, the executor's sink (``executors.channel``)."""
+    install_sink(progress)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

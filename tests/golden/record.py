@@ -26,6 +26,7 @@ from nbpipe.engine.events import (
     BuildCreated,
     BuildEnded,
     Event,
+    TaskCellStarted,
     TaskStarted,
     event_from_dict,
 )
@@ -103,6 +104,38 @@ def notebook_failure() -> list[Event]:
     return _events(dag)
 
 
+def _cells_dag() -> DAG:
+    Path("cells.py").write_text(
+        '# %% tags=["parameters"]\nproduct = None\n\n# %% [markdown]\n# Some prose\n\n'
+        '# %%\nfor i in range(30):\n    print("line", i)\n\n'
+        '# %%\nimport sys\nprint("done", file=sys.stderr)\n'
+    )
+    dag = DAG("golden")
+    NotebookRunner("cells.py", File("out/cells.ipynb"), dag, name="cells")
+    return dag
+
+
+def notebook_cells() -> list[Event]:
+    """A notebook reporting its code cells (numbered over all its cells) and output tail."""
+    return _events(_cells_dag())
+
+
+def notebook_cells_interrupted() -> list[Event]:
+    """The server died while the notebook ran its last cell: the task keeps the cell it was in
+    and its output, with no cell running."""
+    engine = _events(_cells_dag())
+    last_cell = max(i for i, event in enumerate(engine) if isinstance(event, TaskCellStarted))
+    return [
+        BuildCreated(time=engine[0].time, force=False, targets=[]),
+        *engine[: last_cell + 1],
+        BuildEnded(
+            time=engine[last_cell].time + 1,
+            state="interrupted",
+            message="the server stopped while this build was running",
+        ),
+    ]
+
+
 def early_stop() -> list[Event]:
     shape = {"first": (stop, []), "second": (copy, ["first"]), "other": (write, [])}
     return _events(_dag(shape))
@@ -142,6 +175,8 @@ STREAMS = [
     success,
     failure_aborted_downstream,
     notebook_failure,
+    notebook_cells,
+    notebook_cells_interrupted,
     early_stop,
     cancelled,
     server_restart,

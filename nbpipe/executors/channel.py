@@ -1,0 +1,80 @@
+"""The progress channel: how a running task tells the scheduler loop what it is doing.
+
+A job reports progress events (``TaskCellStarted``, ``TaskCellFinished``, ``TaskOutput``) with
+:func:`report_progress`, wherever it runs and knowing nothing of executors. Each executor installs
+a *sink* where its jobs run, which carries the events to the building process; there the loop,
+and only the loop, emits them::
+
+    job ─ report_progress(event) ─► sink ─► ProgressLine ─► the loop ─► EventStream
+
+- Serial: the job runs inside the loop's own ``pool.submit`` call, so the sink is
+  ``line.handle``: the event is handled at once, while the loop waits for the job (in the
+  thread nbclient runs its hooks in, which is the loop's own unless an event loop already runs
+  there, as in a Jupyter kernel).
+- Parallel: workers write their events to one pipe; a thread of the building process reads it
+  and ``line.send``\\ s each to the loop's queue. The pool drains the pipe before it relays a
+  job's result, so a task's events are queued before its end.
+- Dask: a runner sends its events to its worker thread over the runner's connection; the
+  worker publishes them on the build's topic (``Worker.log_event``), and the client's
+  subscription ``line.send``\\ s them. The scheduler relays them to the client on the same
+  stream as the task's completion, before it.
+
+The loop emits an event only for a task that is running, so none ever follows the task's end.
+A sink that fails loses that report, never the task.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from nbpipe.engine.events import TaskProgress
+
+logger = logging.getLogger("nbpipe")
+
+Sink = Callable[[TaskProgress], None]
+
+_sink: Sink | None = None  # where this process's reports go; None: nobody listens
+
+
+@dataclass(frozen=True)
+class ProgressLine:
+    """The loop's end of the channel, handed to ``Executor.pool``.
+
+    ``handle`` handles an event at once: only for a job the loop runs inline (inside its call to
+    ``submit``). ``send`` queues it for the loop, from any thread.
+    """
+
+    handle: Sink
+    send: Sink
+
+
+def report_progress(event: TaskProgress) -> None:
+    """Tells the build what the running task is doing (a no-op when nobody listens)."""
+    sink = _sink
+    if sink is None:
+        return
+    try:
+        sink(event)
+    except Exception:  # a lost report must not fail the task
+        logger.debug("progress report %s lost", event.kind, exc_info=True)
+
+
+def install_sink(sink: Sink | None) -> Sink | None:
+    """Where this process's reports go from now on (a worker's, for its whole life); returns
+    the previous sink."""
+    global _sink
+    previous, _sink = _sink, sink
+    return previous
+
+
+@contextmanager
+def sink_installed(sink: Sink | None) -> Iterator[None]:
+    """``install_sink`` for the duration of a block (a build's inline pool)."""
+    previous = install_sink(sink)
+    try:
+        yield
+    finally:
+        install_sink(previous)

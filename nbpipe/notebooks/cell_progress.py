@@ -1,0 +1,135 @@
+"""A running notebook's progress as events: its cells as they run, and the tail of its output.
+
+``CellReporter`` is hooked into nbclient (through papermill) by ``execute``: ``cell_started`` and
+``cell_finished`` are nbclient's ``on_cell_execute`` and ``on_cell_executed`` hooks (code cells
+that run, not markdown or empty ones), and ``output`` is the file papermill writes the
+notebook's stdout and stderr to. Each becomes a progress event for
+``nbpipe.executors.channel.report_progress``.
+
+Cells are numbered as a failure numbers them: from 1, over every cell of the source notebook
+(the parameters cell papermill injects is not reported). Output is kept as a bounded tail and
+sent at most once every ``OUTPUT_INTERVAL`` seconds: a write within the interval is held, and
+sent by a timer on nbclient's own event loop (so everything stays in the thread the hooks run in),
+or when its cell ends, whichever comes first. A notebook that prints in a tight loop costs one
+event per interval, not one per line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+from nbpipe.engine.events import (
+    CELL_LINE_LIMIT,
+    OUTPUT_INTERVAL,
+    OUTPUT_TAIL_CHARS,
+    OUTPUT_TAIL_LINES,
+    TaskCellFinished,
+    TaskCellStarted,
+    TaskOutput,
+)
+from nbpipe.executors.channel import report_progress
+from nbpipe.notebooks.source import INJECTED_TAG
+
+
+class CellReporter:
+    """Reports one notebook run's cells and output for ``task``. ``notebook`` is the source
+    notebook as read (before papermill injects its parameters cell)."""
+
+    def __init__(self, task: str, notebook: Any):
+        self.task = task
+        self.cells = len(notebook.cells)
+        # papermill adds a cell after the one tagged "parameters" (at the top without one),
+        # unless the notebook has an injected cell already, which it replaces
+        tags = [cell.metadata.get("tags", []) for cell in notebook.cells]
+        parameters = next((i for i, t in enumerate(tags) if "parameters" in t), -1)
+        already = any(INJECTED_TAG in cell_tags for cell_tags in tags)
+        self._injected = None if already else parameters + 1  # its index in the run
+        self._started: dict[int, float] = {}  # executed index -> monotonic start
+        self.output = OutputTail(self._send_output)
+
+    def _number(self, index: int) -> int | None:
+        """The cell's number in the source notebook (from 1); None for papermill's cell."""
+        if self._injected is None or index < self._injected:
+            return index + 1
+        return None if index == self._injected else index
+
+    def cell_started(self, cell: Any, cell_index: int, **_: Any) -> None:
+        number = self._number(cell_index)
+        if number is None:
+            return
+        self._started[cell_index] = time.monotonic()
+        report_progress(
+            TaskCellStarted(
+                task=self.task, cell=number, cells=self.cells, line=first_line(cell.source)
+            )
+        )
+
+    def cell_finished(self, cell: Any, cell_index: int, **_: Any) -> None:
+        started = self._started.pop(cell_index, None)
+        number = self._number(cell_index)
+        if started is None or number is None:
+            return
+        self.output.flush_now()  # what the cell printed comes before its end
+        elapsed = time.monotonic() - started
+        report_progress(
+            TaskCellFinished(task=self.task, cell=number, cells=self.cells, elapsed=elapsed)
+        )
+
+    def close(self) -> None:
+        """The run ended (a kernel that died included): what is held is sent."""
+        self.output.flush_now()
+
+    def _send_output(self, text: str) -> None:
+        report_progress(TaskOutput(task=self.task, text=text))
+
+
+class OutputTail:
+    """A file-like object keeping the last lines written to it (at most ``OUTPUT_TAIL_LINES``
+    lines and ``OUTPUT_TAIL_CHARS`` characters), handing the tail to ``send`` at most once
+    every ``OUTPUT_INTERVAL`` seconds."""
+
+    def __init__(self, send: Any):
+        self._send = send
+        self.text = ""
+        self._dirty = False
+        self._sent_at = float("-inf")
+        self._timer: asyncio.TimerHandle | None = None
+
+    def write(self, text: str) -> int:
+        tail = (self.text + text)[-OUTPUT_TAIL_CHARS:]
+        lines = tail.splitlines(keepends=True)
+        if len(lines) > OUTPUT_TAIL_LINES:
+            tail = "".join(lines[-OUTPUT_TAIL_LINES:])
+        self.text, self._dirty = tail, True
+        wait = self._sent_at + OUTPUT_INTERVAL - time.monotonic()
+        if wait <= 0:
+            self.flush_now()
+        elif self._timer is None:
+            with contextlib.suppress(RuntimeError):  # no event loop: the cell's end sends it
+                self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
+        return len(text)
+
+    def flush(self) -> None:
+        """Papermill flushes after each write; the throttle decides when the tail goes."""
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush_now()
+
+    def flush_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._dirty:
+            self._dirty = False
+            self._sent_at = time.monotonic()
+            self._send(self.text)
+
+
+def first_line(source: str) -> str:
+    """A cell's first non-blank line, cut to ``CELL_LINE_LIMIT`` characters."""
+    line = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return line if len(line) <= CELL_LINE_LIMIT else line[: CELL_LINE_LIMIT - 1] + "…"
