@@ -52,12 +52,15 @@ def warm_up(key: KernelKey) -> Callable[[], None]:
 
 
 def new_kernel_manager(key: KernelKey):
-    """An unstarted manager for a forked kernel (papermill starts it), or None when the kernel
-    is to be started as a new process (papermill makes its own manager then). Raises
-    KernelTemplateError when the template could not start (a preload that failed)."""
+    """An unstarted manager for ``key``'s kernel (papermill starts it): forked from the
+    template, or else started as a new process, by nbpipe's manager either way (its kernels
+    talk over private sockets, ``nbpipe.notebooks.provisioner``). Raises KernelTemplateError
+    when the template could not start (a preload that failed)."""
     template = key[3]
     if template is None:
-        return None
+        from nbpipe.notebooks.provisioner import OwnKernelManager
+
+        return OwnKernelManager(kernel_name=key[0])
     from nbpipe.notebooks.forking import template_for
     from nbpipe.notebooks.provisioner import ForkingKernelManager
 
@@ -84,13 +87,8 @@ def warm_kernel(key: KernelKey) -> None:
     from jupyter_core.utils import run_sync
 
     shutdown_warm_kernels()
-    kernel_name, cwd, arguments, template = key
-    if template is not None:
-        manager = new_kernel_manager(key)
-    else:
-        from nbpipe.notebooks.provisioner import OwnKernelManager
-
-        manager = OwnKernelManager(kernel_name=kernel_name)
+    _, cwd, arguments, _ = key
+    manager = new_kernel_manager(key)
     run_sync(manager.start_kernel)(cwd=cwd, extra_arguments=list(arguments))
     _warm[key] = manager
     if _finaliser is None:

@@ -13,14 +13,23 @@ environment, interrupt by SIGINT to the kernel's process group, terminate, kill,
 from the template (which reaps its children). A launch the template cannot serve (a command that
 is not this interpreter's ipykernel, start-up variables the template does not share, an
 ``independent`` kernel, redirected streams) is spawned as ``LocalProvisioner`` would.
+
+Every ipykernel kernel that nbpipe's managers start, forked or spawned, talks to its client over
+Unix domain sockets (zmq's ``ipc`` transport) in a private folder of its own, instead of TCP
+ports on localhost. jupyter_client picks a kernel's free TCP ports by binding and releasing them,
+so two processes starting kernels at once (two workers of a build) could pick the same port, and
+one kernel then died with ``ZMQError: Address already in use``. A socket file in a folder that
+only one kernel uses cannot be picked twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from queue import Empty
 from typing import Any
@@ -38,6 +47,8 @@ from nbpipe.notebooks.forking import _LAUNCHERS, KernelTemplate, template_for
 PROVISIONER_NAME = "nbpipe-fork"
 _ENTRY_POINT = "nbpipe.notebooks.provisioner:ForkProvisioner"
 KILL_WAIT = 0.5  # seconds
+#: The longest Unix socket path (``sun_path``) every POSIX system takes, terminator included.
+SOCKET_PATH_MAX = 104
 
 
 class ForkedProcess:
@@ -140,7 +151,12 @@ class QuickKernelSpecManager(KernelSpecManager):
 class OwnKernelManager(AsyncKernelManager):
     """An AsyncKernelManager that remembers the clients it made: papermill does not stop the
     client of a kernel it was given (``km``), so ``close_clients`` does, with the kernel. Its
-    clients are ``QuickReadyClient``s; its kernelspecs are read without importing IPython."""
+    clients are ``QuickReadyClient``s; its kernelspecs are read without importing IPython.
+
+    An ipykernel kernel gets a private folder (``nbpipe-kernel-*`` in the temporary folder) for
+    its connection file and its ``ipc`` sockets, removed when the kernel's resources are cleaned
+    up (shutdown, or a start that failed); see the module for why. Other kernels (IRkernel,
+    IJulia read ``ip`` and ``port`` as TCP) keep jupyter_client's TCP ports."""
 
     client_class = DottedObjectName("nbpipe.notebooks.provisioner.QuickReadyClient")
     client_factory = Type(klass="nbpipe.notebooks.provisioner.QuickReadyClient")
@@ -148,6 +164,38 @@ class OwnKernelManager(AsyncKernelManager):
     @default("kernel_spec_manager")
     def _kernel_spec_manager_default(self) -> KernelSpecManager:
         return QuickKernelSpecManager(data_dir=self.data_dir)
+
+    async def _async_pre_start_kernel(self, **kw: Any):
+        if "_nbpipe_folder" not in self.__dict__:  # not on a restart: the kernel keeps its folder
+            self.__dict__["_nbpipe_folder"] = self._use_private_sockets()
+        return await super()._async_pre_start_kernel(**kw)
+
+    def _use_private_sockets(self) -> str | None:
+        """Switches to the ``ipc`` transport in a new private folder (returned), when the kernel
+        is ipykernel on a system with Unix sockets and the socket paths fit."""
+        spec = self.kernel_spec
+        argv = list(spec.argv) if spec is not None else []
+        if os.name != "posix" or not any("ipykernel" in arg for arg in argv):
+            return None
+        folder = tempfile.mkdtemp(prefix="nbpipe-kernel-")
+        sockets = os.path.join(folder, "ipc")  # the kernel binds ipc-1 ... ipc-5
+        if len(f"{sockets}-99999") >= SOCKET_PATH_MAX:  # a very long TMPDIR
+            os.rmdir(folder)
+            return None
+        self.transport = "ipc"
+        self.cache_ports = False  # the port cache is for TCP ports
+        self.ip = sockets
+        self.connection_file = os.path.join(folder, "kernel.json")
+        return folder
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            folder = self.__dict__.pop("_nbpipe_folder", None)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    cleanup_resources = _async_cleanup_resources
 
     def client(self, **kwargs: Any):
         client = super().client(**kwargs)
