@@ -13,6 +13,7 @@ import type { BuildSummary, Product, TaskState } from './types';
 import {
   buildElapsed,
   buildLabel,
+  cellProgress,
   DISPLAY_LABEL,
   failureView,
   FailureView,
@@ -227,6 +228,7 @@ function TaskItem(props: {
   const run = row.run;
   const failure = run ? failureView(run) : null;
   const elapsed = run ? formatDuration(taskElapsed(run, now, state.skew)) : '';
+  const cell = run ? cellProgress(run, now, state.skew) : null;
   const label = row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
   // What the pipeline's status says now, when it differs from what the last build left.
   const stale =
@@ -259,6 +261,13 @@ function TaskItem(props: {
             : ''}
         </span>
       </div>
+      {cell && <div className="jp-nbpipe-task-cell">{cell}</div>}
+      {run && run.output && row.display === 'running' && (
+        <details className="jp-nbpipe-task-output">
+          <summary>Output</summary>
+          <pre aria-label={`Recent output of ${row.name}`}>{run.output}</pre>
+        </details>
+      )}
       {row.upstream.length > 0 && (
         <div className="jp-nbpipe-task-upstream">
           <span aria-hidden="true">↑ </span>

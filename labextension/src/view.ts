@@ -4,7 +4,7 @@
  */
 import { productOf } from './files';
 import { isActive, PanelState } from './model';
-import { failureSummary, failureWhere } from './reducer';
+import { cellText, failureSummary, failureWhere } from './reducer';
 import type { PipelineTaskState, Product, TaskState, TaskStatus } from './types';
 
 export type Display =
@@ -266,4 +266,21 @@ export function formatDuration(seconds: number | null): string {
   const h = Math.floor(whole / 3600);
   const pad = (n: number) => String(n).padStart(2, '0');
   return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+}
+
+/**
+ * A running notebook's place for its task row: `cell 12/40 · df = load(path) · 3.2 s` (the
+ * running cell's time so far, or how long the last one took), or null when none is known.
+ */
+export function cellProgress(task: TaskState, now: number, skew: number): string | null {
+  const where = cellText(task);
+  if (where === null) {
+    return null;
+  }
+  const seconds =
+    task.cell_started !== null && task.cell_started !== undefined
+      ? Math.max(0, now - skew - task.cell_started)
+      : task.cell_elapsed;
+  const took = formatDuration(seconds ?? null);
+  return took ? `${where} · ${took}` : where;
 }
