@@ -12,12 +12,16 @@ sent at most once every ``OUTPUT_INTERVAL`` seconds: a write within the interval
 sent by a timer on nbclient's own event loop (so everything stays in the thread the hooks run in),
 or when its cell ends, whichever comes first. A notebook that prints in a tight loop costs one
 event per interval, not one per line.
+
+``NBPIPE_CELL_PROGRESS=0`` in the environment turns the reports off (``benchmarks/cell_progress.py``
+measures builds with and without them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -49,6 +53,17 @@ class CellReporter:
         self._injected = None if already else parameters + 1  # its index in the run
         self._started: dict[int, float] = {}  # executed index -> monotonic start
         self.output = OutputTail(self._send_output)
+
+    def papermill_options(self) -> dict[str, Any]:
+        """The nbclient hooks and output file that make the reports (none when turned off)."""
+        if os.environ.get("NBPIPE_CELL_PROGRESS", "1") == "0":
+            return {}
+        return {
+            "on_cell_execute": self.cell_started,
+            "on_cell_executed": self.cell_finished,
+            "stdout_file": self.output,
+            "stderr_file": self.output,
+        }
 
     def _number(self, index: int) -> int | None:
         """The cell's number in the source notebook (from 1); None for papermill's cell."""

@@ -96,9 +96,7 @@ def execute(job: NotebookJob) -> None:
             parameters=job.parameters,
             km=kernel,
             on_cell_start=cell_started,
-            on_cell_execute=progress.cell_started,
-            on_cell_executed=progress.cell_finished,
-            **{"stdout_file": progress.output, "stderr_file": progress.output, **options},
+            **{**progress.papermill_options(), **options},
         )
     except PapermillExecutionError as error:
         _keep_failed(scratch, partial, job)
