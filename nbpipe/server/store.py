@@ -46,7 +46,7 @@ from nbpipe.engine.state import FINAL_BUILD_STATES, BuildState, TaskState
 
 logger = logging.getLogger("nbpipe.server")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Build states a build leaves (its process runs, or is about to).
 ACTIVE_STATES = ("starting", "running", "cancelling")
@@ -94,6 +94,12 @@ CREATE TABLE IF NOT EXISTS tasks (
     products  TEXT,                      -- JSON list of absolute paths
     detail    TEXT,
     failure   TEXT,                      -- JSON object: TaskFailure.to_dict()
+    cell      INTEGER,                   -- a running notebook's cell (from 1), of cells
+    cells     INTEGER,
+    cell_line TEXT,
+    cell_started REAL,
+    cell_elapsed REAL,
+    output    TEXT,                      -- the tail of its output
     PRIMARY KEY (build_id, name)
 );
 """
@@ -124,6 +130,12 @@ TASK_FIELDS = (
     "products",
     "detail",
     "failure",
+    "cell",
+    "cells",
+    "cell_line",
+    "cell_started",
+    "cell_elapsed",
+    "output",
 )
 _JSON_BUILD_FIELDS = ("targets", "to_run")
 _JSON_TASK_FIELDS = ("reasons", "products", "failure")
@@ -176,6 +188,8 @@ class Store:
                 _migrate_from_1(self._db)
             if 1 <= version <= 2:
                 _migrate_from_2(self._db)
+            if 1 <= version <= 3:
+                _migrate_from_3(self._db)
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
@@ -447,7 +461,21 @@ def _task_dict(row: sqlite3.Row) -> dict[str, Any]:
     task["reasons"] = json.loads(task["reasons"]) if task["reasons"] else []
     task["products"] = json.loads(task["products"]) if task["products"] else []
     task["failure"] = json.loads(task["failure"]) if task["failure"] else None
+    task["output"] = task["output"] or ""
     return task
+
+
+def _migrate_from_3(db: sqlite3.Connection) -> None:
+    """Schema 3 tasks gain a running notebook's cell and output tail (the per-cell events)."""
+    for column in (
+        "cell INTEGER",
+        "cells INTEGER",
+        "cell_line TEXT",
+        "cell_started REAL",
+        "cell_elapsed REAL",
+        "output TEXT",
+    ):
+        db.execute(f"ALTER TABLE tasks ADD COLUMN {column}")
 
 
 def _migrate_from_2(db: sqlite3.Connection) -> None:

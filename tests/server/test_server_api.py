@@ -46,9 +46,13 @@ async def test_example_pipeline_builds_with_live_events(jp_fetch, jp_ws_fetch, j
     assert kinds[:2] == ["build_created", "build_started"]
     assert kinds[-2:] == ["build_finished", "build_ended"]
     tasks = ["make_raw_data", "clean", "by_region", "monthly_trend", "report"]
+    progress = {"task_cell_started", "task_cell_finished", "task_output"}
     for task in tasks:
         mine = task_events(events, task)
-        assert mine == ["task_queued", "task_started", "task_finished"], (task, mine)
+        assert mine[:2] == ["task_queued", "task_started"] and mine[-1] == "task_finished"
+        # between start and end, only what a running notebook reports: its cells (functions none)
+        assert set(mine[2:-1]) <= progress, (task, mine)
+        assert ("task_cell_started" in mine) == (task != "make_raw_data"), (task, mine)
     position = {(kind(e), e["event"]["task"]): i for i, e in enumerate(events)}
     for up, down in [
         ("make_raw_data", "clean"),

@@ -31,7 +31,7 @@ from nbpipe.server import procs, views
 from nbpipe.server.builds import BuildManager, BuildSettings
 from nbpipe.server.discovery import find_pipelines, relative_to_root, resolve_pipeline
 from nbpipe.server.errors import BadRequest, Forbidden, NotFound
-from nbpipe.server.store import Store, StoreThread, build_row, task_row
+from nbpipe.server.store import SCHEMA_VERSION, Store, StoreThread, build_row, task_row
 
 
 @pytest.fixture
@@ -230,9 +230,10 @@ def test_a_history_of_schema_1_is_migrated(tmp_path):
             "KeyError: 'units' (cell 4, line 2)"
         )
         assert build["dashboard"] is None
+        assert (task["cell"], task["cell_line"], task["output"]) == (None, None, "")
     finally:
         store.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 3
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_history_is_per_root_newest_first(tmp_path, store):
