@@ -344,7 +344,7 @@ function applyProgress<S extends BuildState>(state: S, event: TaskProgress): S {
 /** Where a running notebook is, for people: `cell 12/40 · df = load(path)` (null otherwise). */
 export function cellText(task: TaskState): string | null {
   if (task.status !== 'running' || task.cell === null || task.cell === undefined) {
-    return null; // (a task row of the server's snapshot has no cell fields)
+    return null; // (a snapshot from a server before per-cell progress has no cell fields)
   }
   const where = `cell ${task.cell}/${task.cells}`;
   return task.cell_line ? `${where} · ${task.cell_line}` : where;
