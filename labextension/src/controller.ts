@@ -33,7 +33,9 @@ import {
   reconnected,
   Result,
   select,
-  snapshotFailed
+  showAs,
+  snapshotFailed,
+  TaskView
 } from './model';
 import { EVENT_SCHEMA_ID } from './types';
 import type { Accepted, BuildEnvelope, Pipeline } from './types';
@@ -122,6 +124,11 @@ export class PipelineController implements IDisposable {
 
   select(path: string | null): void {
     this._dispatch(select(this._state, path));
+  }
+
+  /** Shows the tasks as a graph or as a list. */
+  showAs(view: TaskView): void {
+    this._set(showAs(this._state, view));
   }
 
   /** Shows `path` (reading the listing again if it is not in it: a new pipeline file). */

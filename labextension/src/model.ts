@@ -30,7 +30,12 @@ import type {
   PipelineListing
 } from './types';
 
+/** How the panel shows a pipeline's tasks: a laid-out graph, or a list of layers. */
+export type TaskView = 'graph' | 'list';
+
 export interface PanelState {
+  /** How the tasks are shown (the user's choice, kept when another pipeline is picked). */
+  view: TaskView;
   /** The pipelines under the server root, as listed (null: not loaded yet). */
   pipelines: PipelineListing[] | null;
   /** The pipeline picked (its path relative to the root). */
@@ -75,6 +80,7 @@ export interface Result {
 
 export function initialPanelState(): PanelState {
   return {
+    view: 'list',
     pipelines: null,
     selected: null,
     detail: null,
@@ -111,6 +117,11 @@ export function canCancel(state: PanelState): boolean {
   );
 }
 
+/** Show the tasks as a graph or as a list. */
+export function showAs(state: PanelState, view: TaskView): PanelState {
+  return state.view === view ? state : { ...state, view };
+}
+
 // -- pipelines -----------------------------------------------------------------------------------
 
 /** The listing came: keep the selection if it still exists, else pick the first pipeline. */
@@ -130,9 +141,9 @@ export function select(state: PanelState, path: string | null): Result {
   if (path === state.selected && state.detail) {
     return { state, effects: {} };
   }
-  const { pipelines, connected, skew } = state;
+  const { view, pipelines, connected, skew } = state;
   return {
-    state: { ...initialPanelState(), pipelines, connected, skew, selected: path },
+    state: { ...initialPanelState(), view, pipelines, connected, skew, selected: path },
     effects: path ? { reloadDetail: true, reloadHistory: true } : {}
   };
 }

@@ -8,8 +8,10 @@ import * as React from 'react';
 
 import { PipelineController } from './controller';
 import { pipelineIcon } from './icons';
-import { canBuild, canCancel, isActive, PanelState } from './model';
-import type { BuildSummary, Product, TaskState } from './types';
+import { GraphView } from './graph/view';
+import { canBuild, canCancel, isActive, PanelState, TaskView } from './model';
+import { Products } from './products';
+import type { BuildSummary, TaskState } from './types';
 import {
   buildElapsed,
   buildLabel,
@@ -32,6 +34,11 @@ export interface IPanelActions {
   open(path: string, asNotebook?: boolean): void;
   /** Open a file as the server serves it, in a new browser tab (an HTML report). */
   openInBrowserTab(path: string): void;
+  /**
+   * Build one task of the pipeline shown: with what it needs that is outdated (`upToHere`), or
+   * alone; `force`: rebuild it (and with `upToHere`, what it needs) even if up to date.
+   */
+  buildTask(task: string, options: { force: boolean; upToHere: boolean }): void;
 }
 
 export class PipelinePanel extends ReactWidget {
@@ -122,23 +129,55 @@ function PanelView(props: { controller: PipelineController; actions: IPanelActio
         </div>
       ))}
       <section className="jp-nbpipe-section" aria-label="Tasks">
-        <h3 className="jp-nbpipe-section-title">Tasks</h3>
+        <div className="jp-nbpipe-section-head">
+          <h3 className="jp-nbpipe-section-title">Tasks</h3>
+          <ViewToggle view={state.view} onChange={view => controller.showAs(view)} />
+        </div>
         {layers.length === 0 && state.selected && !state.detailError && (
           <div className="jp-nbpipe-empty">Loading…</div>
         )}
-        <ol className="jp-nbpipe-dag" aria-label="Tasks, upstream first">
-          {layers.map((layer, index) => (
-            <li key={index} className="jp-nbpipe-layer" data-layer={index}>
-              <ul className="jp-nbpipe-layer-tasks">
-                {layer.map(row => (
-                  <TaskItem key={row.name} row={row} state={state} now={now} actions={actions} />
-                ))}
-              </ul>
-            </li>
-          ))}
-        </ol>
+        {state.view === 'graph' && layers.length > 0 && (
+          <GraphView rows={layers.flat()} state={state} now={now} actions={actions} />
+        )}
+        {state.view === 'list' && (
+          <ol className="jp-nbpipe-dag" aria-label="Tasks, upstream first">
+            {layers.map((layer, index) => (
+              <li key={index} className="jp-nbpipe-layer" data-layer={index}>
+                <ul className="jp-nbpipe-layer-tasks">
+                  {layer.map(row => (
+                    <TaskItem key={row.name} row={row} state={state} now={now} actions={actions} />
+                  ))}
+                </ul>
+              </li>
+            ))}
+          </ol>
+        )}
       </section>
       <History state={state} now={now} />
+    </div>
+  );
+}
+
+/** Graph or list: how the tasks are shown. */
+function ViewToggle(props: { view: TaskView; onChange: (view: TaskView) => void }): JSX.Element {
+  const options: [TaskView, string][] = [
+    ['graph', 'Graph'],
+    ['list', 'List']
+  ];
+  return (
+    <div className="jp-nbpipe-view-toggle" role="radiogroup" aria-label="Show the tasks as">
+      {options.map(([view, label]) => (
+        <button
+          key={view}
+          type="button"
+          role="radio"
+          aria-checked={props.view === view}
+          className={`jp-nbpipe-view-${view}${props.view === view ? ' jp-mod-active' : ''}`}
+          onClick={() => props.onChange(view)}
+        >
+          {label}
+        </button>
+      ))}
     </div>
   );
 }
@@ -284,53 +323,6 @@ function TaskItem(props: {
       <Products task={row.name} products={row.products} actions={actions} />
       {run && failure && <Failure task={run} failure={failure} actions={actions} />}
     </li>
-  );
-}
-
-function Products(props: {
-  task: string;
-  products: Product[];
-  actions: IPanelActions;
-}): JSX.Element | null {
-  const { products, actions } = props;
-  if (!products.length) {
-    return null;
-  }
-  return (
-    <ul className="jp-nbpipe-products" aria-label={`Products of ${props.task}`}>
-      {products.map(product => {
-        const name = product.path.slice(product.path.lastIndexOf('/') + 1);
-        if (!product.in_root) {
-          return (
-            <li key={product.path} title={product.path}>
-              {name}
-            </li>
-          );
-        }
-        // A report opens in a browser tab; anything else (notebooks, data) in JupyterLab.
-        const report = /\.html?$/i.test(name);
-        return (
-          <li key={product.path}>
-            <button
-              type="button"
-              className="jp-nbpipe-link"
-              data-product={product.path}
-              aria-label={
-                report
-                  ? `Open the report ${product.path} in a new browser tab`
-                  : `Open ${product.path}`
-              }
-              title={report ? `Open ${product.path} in a new browser tab` : `Open ${product.path}`}
-              onClick={() =>
-                report ? actions.openInBrowserTab(product.path) : actions.open(product.path)
-              }
-            >
-              {report ? `${name} ↗` : name}
-            </button>
-          </li>
-        );
-      })}
-    </ul>
   );
 }
 

@@ -80,6 +80,8 @@ export interface PipelineTask {
   kind: 'notebook' | 'function';
   source: string | null;
   upstream: string[];
+  /** The grid the task is one combination of (the spec entry's name as written), else null. */
+  grid?: string | null;
   products: Product[];
   state: PipelineTaskState;
   reasons: string[];

@@ -78,6 +78,8 @@ export interface TaskRow {
   kind: 'notebook' | 'function' | null;
   source: string | null;
   upstream: string[];
+  /** The grid it is one task of (the spec entry's name), if any: the graph can fold it. */
+  grid: string | null;
   products: Product[];
   /** Its state in the build shown, if it takes part in it. */
   run: TaskState | null;
@@ -107,6 +109,7 @@ export function taskLayers(state: PanelState): TaskRow[][] {
       kind: task.kind,
       source: task.source,
       upstream: task.upstream,
+      grid: task.grid ?? null,
       products: (run && run.products.length ? run.products : task.products).map(productOf),
       run,
       display: run ? display(run.status) : unplanned ? 'waiting' : 'idle',
@@ -121,6 +124,7 @@ export function taskLayers(state: PanelState): TaskRow[][] {
         kind: null,
         source: null,
         upstream: [],
+        grid: null,
         products: run.products.map(productOf),
         run,
         display: display(run.status),

@@ -1,1 +1,3 @@
 import './base.css';
+import './graph.css';
+import './taskChip.css';

@@ -2,6 +2,7 @@
  * The Pipelines panel in the left sidebar, and the command that shows it.
  */
 import { ILayoutRestorer, JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { IStateDB } from '@jupyterlab/statedb';
 
 import { PipelineController } from '../controller';
 import { pipelineIcon } from '../icons';
@@ -13,11 +14,12 @@ export const panelPlugin: JupyterFrontEndPlugin<void> = {
   description: 'The Pipelines panel: pick a pipeline, build it, watch every task live.',
   autoStart: true,
   requires: [IPipelineController],
-  optional: [ILayoutRestorer],
+  optional: [ILayoutRestorer, IStateDB],
   activate: (
     app: JupyterFrontEnd,
     controller: PipelineController,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    stateDB: IStateDB | null
   ) => {
     const { commands, shell, docRegistry } = app;
     const open = (path: string, asNotebook = false) => {
@@ -34,7 +36,13 @@ export const panelPlugin: JupyterFrontEndPlugin<void> = {
       window.open(controller.api.filesUrl(path), '_blank', 'noopener');
     };
 
-    const panel = new PipelinePanel(controller, { open, openInBrowserTab });
+    // "Build this task" / "Build up to here" (and forced) from the graph's context menu.
+    const buildTask = (task: string, options: { force: boolean; upToHere: boolean }) => {
+      const args = { pipeline: controller.state.selected, task, ...options };
+      void commands.execute('nbpipe:build-task', args);
+    };
+
+    const panel = new PipelinePanel(controller, { open, openInBrowserTab, buildTask });
     shell.add(panel, 'left', { rank: 650 });
     restorer?.add(panel, 'nbpipe-panel');
 
@@ -45,6 +53,8 @@ export const panelPlugin: JupyterFrontEndPlugin<void> = {
       execute: () => shell.activateById(panel.id)
     });
 
+    rememberView(controller, stateDB);
+
     // Back in view (another browser tab, a laptop waking up): reconcile with the server.
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible' && panel.isVisible) {
@@ -53,3 +63,31 @@ export const panelPlugin: JupyterFrontEndPlugin<void> = {
     });
   }
 };
+
+const VIEW_KEY = 'jupyterlab-nbpipe:view';
+
+/** Graph or list: the user's last choice comes back with the page (JupyterLab's state database). */
+function rememberView(controller: PipelineController, stateDB: IStateDB | null): void {
+  if (!stateDB) {
+    return;
+  }
+  let saved: string | null = null;
+  void stateDB
+    .fetch(VIEW_KEY)
+    .then(value => {
+      if (value === 'graph' || value === 'list') {
+        saved = value;
+        controller.showAs(value);
+      }
+    })
+    .catch(() => undefined)
+    .then(() => {
+      controller.changed.connect(() => {
+        const view = controller.state.view;
+        if (view !== saved) {
+          saved = view;
+          void stateDB.save(VIEW_KEY, view).catch(() => undefined);
+        }
+      });
+    });
+}
