@@ -5,7 +5,35 @@
 import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 
-import type { Accepted, Build, BuildSummary, Pipeline, PipelineListing } from './types';
+import type { Accepted, Build, BuildSummary, Pipeline, PipelineListing, Product } from './types';
+
+/** A task a file belongs to, as `GET tasks-of?path=` sends it. */
+export interface FileTask {
+  pipeline: string;
+  task: string;
+  /** The file is the task's source, or one of its products. */
+  role: 'source' | 'product';
+  kind: string;
+  /** The grid entry the task is one combination of (null outside a grid). */
+  grid: string | null;
+  source: string | null;
+  products: Product[];
+  /** Upstream products by task name: absolute paths, as a build injects them. */
+  upstream: { [task: string]: any };
+  params: { [name: string]: any };
+  language: string | null;
+  /** The injected-parameters cell a build adds (absolute paths), to run in the kernel. */
+  injected_code: string | null;
+  /** Why the code could not be rendered, if it could not. */
+  injected_error: string | null;
+}
+
+export interface TasksOfFile {
+  path: string;
+  tasks: FileTask[];
+  /** Candidate pipelines that could not be loaded (a spec error), with where to fix it. */
+  errors: { pipeline: string; message: string }[];
+}
 
 /** An answer with an error status; `body` is the server's JSON error, when it sent one. */
 export class ApiError extends Error {
@@ -41,12 +69,29 @@ export class NbpipeApi {
     return this.request(`builds/${encodeURIComponent(id)}`);
   }
 
-  startBuild(pipeline: string, force: boolean, task?: string): Promise<Accepted> {
+  /**
+   * Starts a build: every outdated task, or `task` and what it needs, or with `skipUpstream`
+   * only `task` (`nbpipe build --partially TASK --skip-upstream`).
+   */
+  startBuild(
+    pipeline: string,
+    force: boolean,
+    task?: string,
+    skipUpstream = false
+  ): Promise<Accepted> {
     const body: { [key: string]: any } = { pipeline, force };
     if (task) {
       body.tasks = [task];
+      if (skipUpstream) {
+        body.skip_upstream = true;
+      }
     }
     return this.request('builds', { method: 'POST', body: JSON.stringify(body) });
+  }
+
+  /** The tasks whose source or product is the file at `path` (relative to the server root). */
+  tasksOf(path: string): Promise<TasksOfFile> {
+    return this.request(`tasks-of${URLExt.objectToQueryString({ path })}`);
   }
 
   cancelBuild(id: string): Promise<Accepted> {

@@ -14,8 +14,7 @@
 import { Signal, ISignal } from '@lumino/signaling';
 import { IDisposable } from '@lumino/disposable';
 
-import { ApiError, NbpipeApi, UnreachableError } from './api';
-import { candidatePipelines, pipelineOwns } from './files';
+import { ApiError, NbpipeApi, TasksOfFile, UnreachableError } from './api';
 import {
   applyBusEvent,
   applyDetail,
@@ -38,7 +37,8 @@ import {
   TaskView
 } from './model';
 import { EVENT_SCHEMA_ID } from './types';
-import type { Accepted, BuildEnvelope, Pipeline } from './types';
+import { Display, DISPLAY_LABEL, taskLayers } from './view';
+import type { Accepted, BuildEnvelope } from './types';
 
 /** What the controller needs of JupyterLab's event manager (`serviceManager.events`). */
 export interface IEventSource {
@@ -139,7 +139,13 @@ export class PipelineController implements IDisposable {
     this.select(path);
   }
 
-  async build(options: { force?: boolean; path?: string; task?: string } = {}): Promise<void> {
+  /**
+   * Builds the pipeline `path` (default: the one picked): every outdated task, or `task` and
+   * what it needs, or with `skipUpstream` only `task`. The panel follows it like any build.
+   */
+  async build(
+    options: { force?: boolean; path?: string; task?: string; skipUpstream?: boolean } = {}
+  ): Promise<void> {
     if (options.path && options.path !== this._state.selected) {
       await this.show(options.path);
     }
@@ -150,10 +156,25 @@ export class PipelineController implements IDisposable {
     this._set({ ...this._state, request: 'build', notice: null });
     let accepted: Accepted;
     try {
-      accepted = await this.api.startBuild(pipeline, !!options.force, options.task);
+      accepted = await this.api.startBuild(
+        pipeline,
+        !!options.force,
+        options.task,
+        !!options.skipUpstream
+      );
     } catch (error) {
       this._set({ ...this._state, request: null });
       if (error instanceof ApiError && error.status === 409 && error.body.build_id) {
+        const shown = this._state.build;
+        if (shown && shown.id === error.body.build_id && !isActive(shown)) {
+          // Its outcome came (build_finished) but its process has not ended yet (build_ended):
+          // the pipeline is free in a moment, so the build starts then rather than being lost.
+          this._afterEnd = { ...options, path: pipeline };
+          if (shown.exit_code !== null) {
+            this._startAfterEnd(); // it ended while this request was on its way
+          }
+          return;
+        }
         this._set({ ...this._state, notice: `${pipeline} is already building.` });
         this._perform({ loadBuild: error.body.build_id });
         return;
@@ -184,16 +205,26 @@ export class PipelineController implements IDisposable {
     }
   }
 
-  /** The pipeline a file belongs to (a task's source or product), for the notebook toolbar. */
-  async pipelineOf(path: string): Promise<string | null> {
-    if (!this._state.pipelines) {
-      await this.refresh();
+  /**
+   * The tasks a file is the source or a product of, with their injected parameters (one request:
+   * the server finds the pipelines and caches what it loaded).
+   */
+  tasksOf(path: string): Promise<TasksOfFile> {
+    return this.api.tasksOf(path);
+  }
+
+  /**
+   * How the panel shows `task` of `pipeline` now (its state in the build shown, else its status:
+   * "up to date", "outdated", ...), or null when the panel does not show that pipeline.
+   */
+  taskState(pipeline: string, task: string): { display: Display; label: string } | null {
+    if (this._state.selected !== pipeline) {
+      return null;
     }
-    const paths = (this._state.pipelines ?? []).map(p => p.path);
-    for (const candidate of candidatePipelines(paths, path)) {
-      const detail = await this._detailOf(candidate);
-      if (detail && pipelineOwns(detail, path)) {
-        return candidate;
+    for (const row of taskLayers(this._state).flat()) {
+      if (row.name === task) {
+        const label = row.run ? DISPLAY_LABEL[row.display] : (row.status ?? '');
+        return { display: row.display, label };
       }
     }
     return null;
@@ -213,6 +244,18 @@ export class PipelineController implements IDisposable {
       this._lastEvent = Date.now();
     }
     this._dispatch(applyBusEvent(this._state, envelope, Date.now() / 1000));
+    if (envelope.event.event === 'build_ended' && envelope.pipeline === this._afterEnd?.path) {
+      this._startAfterEnd();
+    }
+  }
+
+  /** Starts the build that was asked for while the pipeline's last build was ending. */
+  private _startAfterEnd(): void {
+    const options = this._afterEnd;
+    this._afterEnd = null;
+    if (options) {
+      void this.build(options);
+    }
   }
 
   private _perform(effects: Effects): void {
@@ -276,7 +319,6 @@ export class PipelineController implements IDisposable {
     }
     try {
       const detail = await this.api.getPipeline(path);
-      this._details.set(path, detail);
       this._dispatch(applyDetail(this._state, detail));
     } catch (error) {
       if (error instanceof ApiError) {
@@ -287,23 +329,6 @@ export class PipelineController implements IDisposable {
       } else {
         this._failed(error);
       }
-    }
-  }
-
-  private async _detailOf(path: string): Promise<Pipeline | null> {
-    if (path === this._state.selected && this._state.detail) {
-      return this._state.detail;
-    }
-    const cached = this._details.get(path);
-    if (cached) {
-      return cached;
-    }
-    try {
-      const detail = await this.api.getPipeline(path);
-      this._details.set(path, detail);
-      return detail;
-    } catch {
-      return null;
     }
   }
 
@@ -352,7 +377,6 @@ export class PipelineController implements IDisposable {
   private _state: PanelState = initialPanelState();
   private _changed = new Signal<this, void>(this);
   private _events: IEventSource;
-  private _details = new Map<string, Pipeline>();
   private _quietPeriod: number;
   private _retryPeriod: number;
   private _timer: ReturnType<typeof setInterval>;
@@ -361,5 +385,11 @@ export class PipelineController implements IDisposable {
   private _inflight = new Set<string>();
   private _again = new Set<string>();
   private _refreshing: Promise<void> | null = null;
+  private _afterEnd: {
+    force?: boolean;
+    path: string;
+    task?: string;
+    skipUpstream?: boolean;
+  } | null = null;
   private _disposed = false;
 }

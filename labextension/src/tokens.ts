@@ -17,4 +17,23 @@ export namespace CommandIDs {
   export const build = 'nbpipe:build';
   export const cancel = 'nbpipe:cancel';
   export const buildFile = 'nbpipe:build-file';
+  /**
+   * Builds one task: args `{pipeline?, task, force?, upToHere?}` (see `IBuildTaskArgs`). Without
+   * `upToHere` only the task runs (its upstream products must exist); with it, the task and what
+   * it needs. `pipeline` defaults to the one picked in the panel.
+   */
+  export const buildTask = 'nbpipe:build-task';
+  /** Runs the current notebook's task parameters in its kernel (args `{task?}`: a grid's task). */
+  export const loadTaskParameters = 'nbpipe:load-task-parameters';
+}
+
+/** The arguments of `CommandIDs.buildTask`. */
+export interface IBuildTaskArgs {
+  /** The pipeline's spec, relative to the server root (default: the one picked in the panel). */
+  pipeline?: string;
+  task: string;
+  /** Rebuild even if up to date. */
+  force?: boolean;
+  /** Build what the task needs too ("Build up to here"); otherwise only the task. */
+  upToHere?: boolean;
 }

@@ -4,7 +4,7 @@
  * `ui-tests/record_fixtures.py`): a success, then a failure of `clean` with its downstream tasks
  * aborted.
  */
-import { candidatePipelines, isPipelineFile, pipelineOwns } from '../src/files';
+import { isPipelineFile } from '../src/files';
 import {
   applyBusEvent,
   applyDetail,
@@ -660,17 +660,11 @@ describe('pipelines, history and what the view shows', () => {
     expect(buildLabel('success')).toBe('succeeded');
   });
 
-  it('finds the pipeline a notebook belongs to', () => {
+  it('recognises pipeline files', () => {
     expect(isPipelineFile('a/pipeline.yaml')).toBe(true);
     expect(isPipelineFile('pipeline.serve.yml')).toBe(true);
     expect(isPipelineFile('env.yaml')).toBe(false);
     expect(isPipelineFile('pipeline.yaml.bak')).toBe(false);
-    expect(
-      candidatePipelines(['pipeline.yaml', 'a/pipeline.yaml', 'b/pipeline.yaml'], 'a/x/clean.py')
-    ).toEqual(['a/pipeline.yaml', 'pipeline.yaml']);
-    expect(pipelineOwns(PIPELINE, 'clean.py')).toBe(true);
-    expect(pipelineOwns(PIPELINE, 'output/report.ipynb')).toBe(true);
-    expect(pipelineOwns(PIPELINE, 'unrelated.ipynb')).toBe(false);
   });
 });
 

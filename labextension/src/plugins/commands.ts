@@ -1,17 +1,20 @@
 /**
- * The commands that build and cancel the pipeline picked in the panel, and their place in the
- * command palette (category "Pipelines").
+ * The commands that build and cancel the pipeline picked in the panel, build one task (only it,
+ * or up to it: the notebook toolbar, the panel and the graph call `CommandIDs.buildTask`), and
+ * their place in the command palette (category "Pipelines").
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
+import { ReadonlyPartialJSONObject } from '@lumino/coreutils';
 
 import { PipelineController } from '../controller';
+import { isActive } from '../model';
 import { pipelineIcon } from '../icons';
-import { CommandIDs, IPipelineController } from '../tokens';
+import { CommandIDs, IBuildTaskArgs, IPipelineController } from '../tokens';
 
 export const commandsPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-nbpipe:commands',
-  description: 'Build Pipeline, Force-Build Pipeline and Cancel Pipeline Build commands.',
+  description: 'Build Pipeline, Build This Task / Up to Here (and forced), Cancel Pipeline Build.',
   autoStart: true,
   requires: [IPipelineController],
   optional: [ICommandPalette],
@@ -35,6 +38,49 @@ export const commandsPlugin: JupyterFrontEndPlugin<void> = {
         void showPanel();
         const path = typeof args.path === 'string' ? args.path : undefined;
         await controller.build({ force: !!args.force, path });
+      }
+    });
+
+    /** `CommandIDs.buildTask`'s arguments, checked (commands take untyped JSON). */
+    const taskArgs = (args: ReadonlyPartialJSONObject): IBuildTaskArgs | null => {
+      const pipeline =
+        typeof args.pipeline === 'string'
+          ? args.pipeline
+          : (controller.state.selected ?? undefined);
+      if (typeof args.task !== 'string' || !args.task || !pipeline) {
+        return null;
+      }
+      return { pipeline, task: args.task, force: !!args.force, upToHere: !!args.upToHere };
+    };
+
+    commands.addCommand(CommandIDs.buildTask, {
+      label: args =>
+        `${args.force ? 'Force-Build' : 'Build'} ${args.upToHere ? 'Up to Here' : 'This Task'}`,
+      caption: args => {
+        const task = typeof args.task === 'string' ? args.task : 'the task';
+        const what = args.upToHere ? `${task} and the tasks it needs` : `only ${task}`;
+        return args.force ? `Rebuild ${what}, even if up to date` : `Build ${what} if outdated`;
+      },
+      isEnabled: args => {
+        const target = taskArgs(args);
+        const { build, request, selected } = controller.state;
+        // One build per pipeline: not while the pipeline shown in the panel builds.
+        return (
+          target !== null && request === null && !(selected === target.pipeline && isActive(build))
+        );
+      },
+      execute: async args => {
+        const target = taskArgs(args);
+        if (!target) {
+          return;
+        }
+        void showPanel();
+        await controller.build({
+          path: target.pipeline,
+          task: target.task,
+          force: target.force,
+          skipUpstream: !target.upToHere
+        });
       }
     });
 

@@ -1,34 +1,70 @@
 /**
- * A "Build pipeline" button on the toolbar of notebooks that belong to a pipeline (a task's
- * source or one of its products), added once the controller knows which pipeline that is.
+ * The toolbar of notebooks that belong to a pipeline, found with one `GET tasks-of` request:
+ *
+ *   - a task's source: the task chip (task, pipeline, state), "Load task parameters" (also run
+ *     by itself when the kernel starts or restarts: `taskParameters.ts`) and a "Build task" menu
+ *     (this task, up to here, their forced variants, the whole pipeline);
+ *   - a task's product (an executed notebook): a "Build pipeline" button.
+ *
+ * The command "Load Task Parameters" (`CommandIDs.loadTaskParameters`) acts on the current
+ * notebook.
  */
 import { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
-import { ToolbarButton } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification, ToolbarButton } from '@jupyterlab/apputils';
 import { DocumentRegistry } from '@jupyterlab/docregistry';
-import { INotebookModel, NotebookPanel } from '@jupyterlab/notebook';
-import { DisposableDelegate, IDisposable } from '@lumino/disposable';
+import { INotebookModel, INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
+import { DisposableDelegate, DisposableSet, IDisposable } from '@lumino/disposable';
+import { Menu } from '@lumino/widgets';
 
+import { ApiError, FileTask } from '../api';
 import { PipelineController } from '../controller';
 import { pipelineIcon } from '../icons';
-import { CommandIDs, IPipelineController } from '../tokens';
+import { TaskChip } from '../taskChip';
+import { TaskParameters } from '../taskParameters';
+import { CommandIDs, IBuildTaskArgs, IPipelineController } from '../tokens';
 
 /** Widget factories that show notebooks (JupyterLab's, and jupytext's for percent scripts). */
 const NOTEBOOK_FACTORIES = ['Notebook', 'Jupytext Notebook'];
 
+/** The parameters of each open task notebook, for the "Load Task Parameters" command. */
+const parametersOf = new WeakMap<NotebookPanel, TaskParameters>();
+
 export const notebookToolbarPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-nbpipe:notebook-toolbar',
-  description: "A notebook's toolbar button that builds the pipeline it belongs to.",
+  description:
+    "A task notebook's toolbar: the task chip, its parameters in the kernel, Build task / up to here.",
   autoStart: true,
   requires: [IPipelineController],
-  activate: (app: JupyterFrontEnd, controller: PipelineController) => {
-    const button = new NotebookBuildButton(controller, app.commands);
+  optional: [INotebookTracker, ICommandPalette],
+  activate: (
+    app: JupyterFrontEnd,
+    controller: PipelineController,
+    tracker: INotebookTracker | null,
+    palette: ICommandPalette | null
+  ) => {
+    const extension = new NotebookTaskToolbar(controller, app.commands);
     for (const factory of NOTEBOOK_FACTORIES) {
-      app.docRegistry.addWidgetExtension(factory, button);
+      app.docRegistry.addWidgetExtension(factory, extension);
     }
+    const current = () => {
+      const panel = tracker?.currentWidget;
+      return panel ? parametersOf.get(panel) : undefined;
+    };
+    app.commands.addCommand(CommandIDs.loadTaskParameters, {
+      label: 'Load Task Parameters',
+      caption:
+        "Run the task's injected parameters (upstream, product, params) in the notebook's kernel, " +
+        'as a build injects them; the file is not changed',
+      isEnabled: () => !!current()?.task,
+      execute: async () => {
+        await current()?.load();
+      }
+    });
+    palette?.addItem({ command: CommandIDs.loadTaskParameters, category: 'Pipelines' });
   }
 };
 
-class NotebookBuildButton implements DocumentRegistry.IWidgetExtension<
+class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
   NotebookPanel,
   INotebookModel
 > {
@@ -38,27 +74,118 @@ class NotebookBuildButton implements DocumentRegistry.IWidgetExtension<
   ) {}
 
   createNew(panel: NotebookPanel, context: DocumentRegistry.IContext<INotebookModel>): IDisposable {
-    let button: ToolbarButton | null = null;
+    const items = new DisposableSet();
     let disposed = false;
     void context.ready
-      .then(() => this._controller.pipelineOf(context.path))
-      .then(pipeline => {
-        if (!pipeline || disposed || panel.isDisposed) {
+      .then(() => this._controller.tasksOf(context.path))
+      .then(answer => {
+        if (disposed || panel.isDisposed) {
           return;
         }
-        button = new ToolbarButton({
-          icon: pipelineIcon,
-          label: 'Build pipeline',
-          tooltip: `Build ${pipeline} (nbpipe)`,
-          className: 'jp-nbpipe-toolbar-build',
-          onClick: () => void this._commands.execute(CommandIDs.build, { path: pipeline })
-        });
-        panel.toolbar.insertItem(10, 'nbpipe-build', button);
+        const sources = answer.tasks.filter(t => t.role === 'source');
+        if (sources.length) {
+          this._taskItems(panel, sources, items);
+        } else if (answer.tasks.length) {
+          this._pipelineButton(panel, answer.tasks[0].pipeline, items);
+        } else if (answer.errors.length) {
+          const [first] = answer.errors;
+          Notification.warning(
+            `nbpipe: ${first.pipeline} cannot be loaded, so this notebook's task is unknown: ` +
+              first.message,
+            { autoClose: false }
+          );
+        }
       })
-      .catch(reason => console.warn('nbpipe: no pipeline for', context.path, reason));
+      .catch(reason => {
+        if (reason instanceof ApiError && reason.status === 403) {
+          console.info('nbpipe: no task parameters for', context.path, '-', reason.message);
+        } else {
+          console.warn('nbpipe: no task for', context.path, reason);
+        }
+      });
     return new DisposableDelegate(() => {
       disposed = true;
-      button?.dispose();
+      items.dispose();
     });
+  }
+
+  /** The chip, "Load task parameters" and the "Build task" menu of a task's source. */
+  private _taskItems(panel: NotebookPanel, tasks: FileTask[], items: DisposableSet): void {
+    const parameters = new TaskParameters(panel.sessionContext, panel.content);
+    const menu = new Menu({ commands: this._commands });
+    menu.addClass('jp-nbpipe-build-menu');
+    const fillMenu = (task: FileTask) => {
+      menu.clearItems();
+      const args = (force: boolean, upToHere: boolean): IBuildTaskArgs => ({
+        pipeline: task.pipeline,
+        task: task.task,
+        force,
+        upToHere
+      });
+      menu.addItem({ command: CommandIDs.buildTask, args: { ...args(false, false) } });
+      menu.addItem({ command: CommandIDs.buildTask, args: { ...args(false, true) } });
+      menu.addItem({ type: 'separator' });
+      menu.addItem({ command: CommandIDs.buildTask, args: { ...args(true, false) } });
+      menu.addItem({ command: CommandIDs.buildTask, args: { ...args(true, true) } });
+      menu.addItem({ type: 'separator' });
+      menu.addItem({ command: CommandIDs.build, args: { path: task.pipeline } });
+    };
+    const chip = new TaskChip({
+      controller: this._controller,
+      tasks,
+      onSelect: task => {
+        fillMenu(task);
+        parameters.task = task;
+      },
+      onShowPipeline: pipeline => {
+        void this._commands.execute(CommandIDs.open).catch(() => undefined);
+        void this._controller.show(pipeline);
+      }
+    });
+    parameters.loaded.connect((_, loaded) => chip.setLoaded(loaded));
+    fillMenu(tasks[0]);
+
+    const load = new ToolbarButton({
+      label: 'Load task parameters',
+      tooltip:
+        "Run this task's parameters (upstream, product, params) in the kernel, as a build " +
+        'injects them (done when the kernel starts or restarts; the file is not changed)',
+      className: 'jp-nbpipe-toolbar-load-parameters',
+      onClick: () => void parameters.load()
+    });
+    const build: ToolbarButton = new ToolbarButton({
+      icon: pipelineIcon,
+      label: 'Build task',
+      tooltip: 'Build this task, or up to here (the task and what it needs), or the pipeline',
+      className: 'jp-nbpipe-toolbar-build-task',
+      onClick: () => {
+        const box = build.node.getBoundingClientRect();
+        menu.open(box.left, box.bottom);
+      }
+    });
+    panel.toolbar.insertItem(10, 'nbpipe-task', chip);
+    panel.toolbar.insertItem(11, 'nbpipe-load-parameters', load);
+    panel.toolbar.insertItem(12, 'nbpipe-build-task', build);
+    parametersOf.set(panel, parameters);
+    parameters.task = tasks[0];
+    items.add(chip);
+    items.add(load);
+    items.add(build);
+    items.add(menu);
+    items.add(parameters);
+    items.add(new DisposableDelegate(() => parametersOf.delete(panel)));
+  }
+
+  /** "Build pipeline" on an executed notebook (a task's product). */
+  private _pipelineButton(panel: NotebookPanel, pipeline: string, items: DisposableSet): void {
+    const button = new ToolbarButton({
+      icon: pipelineIcon,
+      label: 'Build pipeline',
+      tooltip: `Build ${pipeline} (nbpipe)`,
+      className: 'jp-nbpipe-toolbar-build',
+      onClick: () => void this._commands.execute(CommandIDs.build, { path: pipeline })
+    });
+    panel.toolbar.insertItem(10, 'nbpipe-build', button);
+    items.add(button);
   }
 }
