@@ -6,8 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
+from jsonschema import Draft202012Validator
 from jupyter_server.auth import Authorizer
-from server_helpers import api, copy_example, start_build, wait_for
+from server_helpers import _OPENAPI, api, copy_example, start_build, wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -15,6 +16,17 @@ pytestmark = pytest.mark.timeout(120)
 async def tasks_of(fetch, path: str, **kwargs):
     # Loading a pipeline (a child process importing papermill) is slow on a loaded machine.
     return await api(fetch, "tasks-of", params={"path": path}, request_timeout=120, **kwargs)
+
+
+#: openapi.yaml's description of the answer.
+ANSWER = Draft202012Validator(
+    {
+        **_OPENAPI["paths"]["/tasks-of"]["get"]["responses"]["200"]["content"]["application/json"][
+            "schema"
+        ],
+        "components": _OPENAPI["components"],
+    }
+)
 
 
 def injected(code: str) -> dict:
@@ -36,6 +48,7 @@ async def test_a_notebook_maps_to_its_task_with_absolute_upstream_paths(
     code, reply = await tasks_of(jp_fetch, "example/clean.py")
     assert code == 200, reply
     assert reply["path"] == "example/clean.py" and reply["errors"] == []
+    assert [error.message for error in ANSWER.iter_errors(reply)] == []
     [task] = reply["tasks"]
     output = os.path.join(os.path.realpath(jp_root_dir), "example", "output")
     assert task["pipeline"] == pipeline
