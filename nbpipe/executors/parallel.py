@@ -73,11 +73,23 @@ class Parallel(Executor):
         progress: ProgressLine | None = None,
     ) -> Iterator[ProcessPool]:
         context = multiprocessing.get_context(self.start_method)
-        pool = ProcessPool(self.processes, context, imports, warm_up, progress)
+        # One kernel template for all the workers (``nbpipe.notebooks.kernels.WarmUp``)
+        share = getattr(warm_up, "share", None)
+        stop_shared = share() if share is not None else None
         try:
-            yield pool
+            if context.get_start_method() == "fork":
+                # forked workers share what this process imported: paid once, not per worker
+                from nbpipe.notebooks.imports import import_quickly
+
+                import_quickly(imports)
+            pool = ProcessPool(self.processes, context, imports, warm_up, progress)
+            try:
+                yield pool
+            finally:
+                pool.close()
         finally:
-            pool.close()
+            if stop_shared is not None:
+                stop_shared()
 
 
 class ProcessPool:

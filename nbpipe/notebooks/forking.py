@@ -14,6 +14,11 @@ template, started as the build warms up, so that its imports overlap the process
 stopped when the pool closes (Serial), when the worker exits (a multiprocessing finaliser), at
 interpreter exit, and in any case dies with its process (``die_with_parent``, and the end of its
 request pipe). The kernel provisioner (``nbpipe.notebooks.provisioner``) asks it for kernels.
+
+Under ``Parallel`` the workers share one template process (``SharedTemplate``, started by the
+building process before its workers): it imports ipykernel and the preloads once for the whole
+build, and forks each worker a template of its own when the worker connects (a Unix socket in a
+private folder), which then serves that worker exactly as a template it had started would.
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ import logging
 import multiprocessing
 import os
 import select
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Sequence
 
@@ -110,28 +118,39 @@ class KernelTemplate:
     """A running ``nbpipe.notebooks.template`` process and its two pipes (see there for the
     protocol). Safe to use from several threads; requests are answered one at a time."""
 
-    def __init__(self, preload: Sequence[str], cwd: str | None = None):
+    def __init__(self, preload: Sequence[str], cwd: str | None = None, shared: str | None = None):
+        """Starts a template process, or with ``shared`` (a ``SharedTemplate``'s address)
+        connects to that one, which forks this process a template of its own."""
         self.preload = tuple(preload)
-        requests_r, requests_w = os.pipe()
-        replies_r, replies_w = os.pipe()
-        command = [sys.executable, "-m", "nbpipe.notebooks.template"]
-        command += ["--requests", str(requests_r), "--replies", str(replies_w)]
-        command += ["--parent", str(os.getpid()), "--launcher", "ipykernel_launcher"]
-        command += ["--", *self.preload]
-        try:
-            self.process = subprocess.Popen(
-                command,
-                cwd=cwd,
-                stdin=subprocess.DEVNULL,
-                pass_fds=(requests_r, replies_w),
-                start_new_session=True,  # a terminal's Ctrl-C is the build's to handle
-            )
-        except BaseException:
-            for fd in (requests_r, requests_w, replies_r, replies_w):
-                os.close(fd)
-            raise
-        os.close(requests_r)
-        os.close(replies_w)
+        self.process: subprocess.Popen | None = None
+        self._connection: socket.socket | None = None
+        if shared is not None:
+            self._connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                self._connection.connect(shared)
+            except BaseException:
+                self._connection.close()
+                raise
+            requests_w = replies_r = self._connection.fileno()
+        else:
+            requests_r, requests_w = os.pipe()
+            replies_r, replies_w = os.pipe()
+            command = _template_command(self.preload)
+            command[3:3] = ["--requests", str(requests_r), "--replies", str(replies_w)]
+            try:
+                self.process = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    stdin=subprocess.DEVNULL,
+                    pass_fds=(requests_r, replies_w),
+                    start_new_session=True,  # a terminal's Ctrl-C is the build's to handle
+                )
+            except BaseException:
+                for fd in (requests_r, requests_w, replies_r, replies_w):
+                    os.close(fd)
+                raise
+            os.close(requests_r)
+            os.close(replies_w)
         self._requests: int | None = requests_w
         self._replies: int | None = replies_r
         self._buffer = b""
@@ -140,10 +159,6 @@ class KernelTemplate:
         self._exited: dict[int, int] = {}  # kernel pid -> exit code
         self._gone = False  # the reply pipe ended: the template is gone
         self._forked = False  # a kernel was asked for
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
 
     def ready(self) -> None:
         """Waits until the template has imported everything; raises KernelTemplateError if it
@@ -252,12 +267,31 @@ class KernelTemplate:
         return json.loads(line)
 
     def alive(self) -> bool:
-        return self._requests is not None and self.process.poll() is None
+        if self._requests is None:
+            return False
+        if self.process is None:
+            return not self._gone
+        return self.process.poll() is None
 
     def close(self) -> None:
         """Stops the template: it kills the kernels still running, then exits; it is waited
         for (so that its CPU time counts in this process's children). A template that never
-        forked a kernel is killed at once (it may still be importing)."""
+        forked a kernel is killed at once (it may still be importing). A shared template's
+        fork for this process is told by the end of the connection, and waited for until it
+        closes its end."""
+        if self._connection is not None:
+            with self._lock:
+                if self._requests is not None:
+                    self._requests = None
+                    with contextlib.suppress(OSError):
+                        self._connection.shutdown(socket.SHUT_WR)
+                    self._connection.settimeout(STOP_TIMEOUT)
+                    with contextlib.suppress(OSError):
+                        while self._connection.recv(65536):
+                            pass
+                    self._replies = None
+                    self._connection.close()
+            return
         with self._lock:
             requests, self._requests = self._requests, None
             if requests is not None:
@@ -275,6 +309,58 @@ class KernelTemplate:
             replies, self._replies = self._replies, None
             if replies is not None:
                 os.close(replies)
+
+
+def _template_command(preload: Sequence[str]) -> list[str]:
+    command = [sys.executable, "-m", "nbpipe.notebooks.template"]
+    command += ["--parent", str(os.getpid()), "--launcher", "ipykernel_launcher"]
+    return [*command, "--", *preload]
+
+
+class SharedTemplate:
+    """A template process shared by a build's workers (see the module), owned by the building
+    process: ``address`` is where workers connect; ``close`` stops it, with what it forked."""
+
+    def __init__(self, preload: Sequence[str], cwd: str | None = None):
+        self.preload = tuple(preload)
+        self._folder = tempfile.mkdtemp(prefix="nbpipe-template-")
+        self.address = os.path.join(self._folder, "socket")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        control_r, control_w = os.pipe()
+        try:
+            listener.bind(self.address)
+            listener.listen(64)
+            command = _template_command(self.preload)
+            command[3:3] = ["--listen", str(listener.fileno()), "--control", str(control_r)]
+            self.process = subprocess.Popen(
+                command,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                pass_fds=(listener.fileno(), control_r),
+                start_new_session=True,  # a terminal's Ctrl-C is the build's to handle
+            )
+        except BaseException:
+            os.close(control_w)
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise
+        finally:
+            listener.close()
+            os.close(control_r)
+        self._control: int | None = control_w
+
+    def close(self) -> None:
+        """Stops the shared template: the templates it forked stop their kernels, and all are
+        waited for (their CPU time counts in this process's children)."""
+        control, self._control = self._control, None
+        if control is None:
+            return
+        os.close(control)
+        try:
+            self.process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 def _problem(state: dict, preload: Sequence[str]) -> str:
@@ -300,9 +386,20 @@ _template_lock = threading.Lock()
 _exit_hook_set = False
 
 
+_shared: tuple[str, tuple[str, ...]] | None = None  # a shared template: address, preload
+
+
+def use_shared_template(address: str, preload: Sequence[str]) -> None:
+    """This process's templates with ``preload`` come from the shared template at ``address``
+    (a worker of a build whose building process started one)."""
+    global _shared
+    _shared = (address, tuple(preload))
+
+
 def template_for(preload: Sequence[str], cwd: str | None = None) -> KernelTemplate:
     """This process's template with ``preload``, started now if there is none (another one,
-    with other preloads, is stopped first). Returns at once: the template imports meanwhile."""
+    with other preloads, is stopped first): forked by the build's shared template when there is
+    one with these preloads. Returns at once: the template imports meanwhile."""
     global _template
     preload = tuple(preload)
     with _template_lock:
@@ -311,7 +408,8 @@ def template_for(preload: Sequence[str], cwd: str | None = None) -> KernelTempla
         stale, _template = _template, None
     if stale is not None:
         stale.close()
-    template = KernelTemplate(preload, cwd)
+    shared = _shared[0] if _shared is not None and _shared[1] == preload else None
+    template = KernelTemplate(preload, cwd, shared)
     with _template_lock:
         _template = template
     _stop_at_exit()
@@ -348,11 +446,14 @@ def _stop_at_exit() -> None:
 def _forget_template_in_child() -> None:
     """A forked child (a worker started with ``fork``) does not own its parent's template: it
     drops its copies of the pipes and will start its own."""
-    global _template, _exit_hook_set, _template_lock
+    global _template, _exit_hook_set, _template_lock, _shared
     template, _template = _template, None
     _template_lock = threading.Lock()
     _exit_hook_set = False
-    if template is not None:
+    _shared = None
+    if template is not None and template._connection is not None:
+        template._connection.close()  # this process's copy; the parent's stays connected
+    elif template is not None:
         for fd in (template._requests, template._replies):
             if fd is not None:
                 with contextlib.suppress(OSError):

@@ -4,7 +4,7 @@ Every notebook runs in a fresh kernel of its own. A Python kernel is forked from
 kernel template when it can be (``nbpipe.notebooks.forking``): ``KernelKey``'s last field holds
 the template's preload modules then, and None for a kernel started as a new process.
 
-The build warms up before its first notebook (``warm_up``): it starts the template, whose imports
+The build warms up before its first notebook (``WarmUp``): it starts the template, whose imports
 then overlap the process's own (papermill's); without forking, a worker starts its first
 notebook's kernel instead. And a worker that will run another notebook starts that kernel while
 the current one runs, so the next task finds it ready (``warm_kernel``). A warm kernel is never
@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.util import Finalize
 
 #: kernel name, working directory, kernel arguments, and the template's preload modules when
@@ -37,18 +38,39 @@ _warm: dict[KernelKey, object] = {}
 _finaliser: Finalize | None = None
 
 
-def warm_up(key: KernelKey) -> Callable[[], None]:
-    """Before the first notebook of a build: starts the kernel template (returns at once: it
-    imports in the background), or else, in a worker, the first notebook's kernel. Returns what
-    stops what it started."""
-    template = key[3]
-    if template is not None:
-        from nbpipe.notebooks.forking import stop_template, template_for
+@dataclass
+class WarmUp:
+    """A build's warm-up for ``key``'s kernels. ``share()``, in the building process of a build
+    with worker processes, starts one kernel template for all its workers; calling the warm-up,
+    in each process that runs notebooks before its first one, starts this process's template
+    (forked by the shared one, if any; it returns at once: the template imports in the
+    background), or else, in a worker, the first notebook's kernel. The call returns what stops
+    what it started."""
 
-        template_for(template, key[1])
-        return stop_template
-    warm_kernel(key)
-    return shutdown_warm_kernels
+    key: KernelKey
+    shared: str | None = None  # the shared template's address
+
+    def share(self) -> Callable[[], None] | None:
+        """Starts the shared template (forked kernels only); returns what stops it."""
+        if self.key[3] is None:
+            return None
+        from nbpipe.notebooks.forking import SharedTemplate
+
+        template = SharedTemplate(self.key[3], self.key[1])
+        self.shared = template.address
+        return template.close
+
+    def __call__(self) -> Callable[[], None]:
+        template = self.key[3]
+        if template is not None:
+            from nbpipe.notebooks.forking import stop_template, template_for, use_shared_template
+
+            if self.shared is not None:
+                use_shared_template(self.shared, template)
+            template_for(template, self.key[1])
+            return stop_template
+        warm_kernel(self.key)
+        return shutdown_warm_kernels
 
 
 def new_kernel_manager(key: KernelKey):

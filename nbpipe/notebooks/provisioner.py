@@ -39,10 +39,10 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
-from jupyter_core.paths import jupyter_path
 from traitlets import DottedObjectName, List, Type, Unicode, default
 
 from nbpipe.notebooks.forking import _LAUNCHERS, KernelTemplate, template_for
+from nbpipe.notebooks.kernelspecs import QuickKernelSpecManager
 
 PROVISIONER_NAME = "nbpipe-fork"
 _ENTRY_POINT = "nbpipe.notebooks.provisioner:ForkProvisioner"
@@ -133,19 +133,6 @@ def _forkable(cmd: list[str], kwargs: dict[str, Any]) -> bool:
         and not kwargs.get("independent")
         and all(kwargs.get(stream) is None for stream in ("stdin", "stdout", "stderr"))
     )
-
-
-class QuickKernelSpecManager(KernelSpecManager):
-    """jupyter_client's KernelSpecManager without importing IPython (most of a CPU-second, in a
-    process that runs no kernel) to find the old ``~/.ipython/kernels`` folder: the same
-    folders, IPython's own rule for its directory (``$IPYTHONDIR``, else ``~/.ipython``)."""
-
-    @default("kernel_dirs")
-    def _kernel_dirs_default(self) -> list[str]:
-        ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(
-            os.path.expanduser("~"), ".ipython"
-        )
-        return [*jupyter_path("kernels"), os.path.join(ipython_dir, "kernels")]
 
 
 class OwnKernelManager(AsyncKernelManager):

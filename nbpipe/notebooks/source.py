@@ -127,9 +127,9 @@ def _text(source: str | list[str]) -> str:
 
 @cache
 def _kernel_specs():
-    from jupyter_client.kernelspec import KernelSpecManager
+    from nbpipe.notebooks.kernelspecs import QuickKernelSpecManager
 
-    return KernelSpecManager().get_all_specs()
+    return QuickKernelSpecManager().get_all_specs()
 
 
 def default_kernel(language: str | None) -> str | None:

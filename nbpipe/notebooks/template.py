@@ -32,6 +32,17 @@ differently (``PYTHON*`` variables that only act at start-up), and the client th
 kernel instead. When a child ends, the template reaps it and sends ``{"exited": PID, "code":
 N}``. It dies with its parent (``die_with_parent``), and when its request pipe closes it kills
 the kernels still running (their process groups) and exits.
+
+A build with several worker processes shares one template (its imports paid once)::
+
+    python -m nbpipe.notebooks.template --listen FD --control FD --parent PID ... [MODULE ...]
+
+Then this process imports as above, and accepts connections on the listening Unix socket ``FD``
+(bound by its owner, so that workers may connect while it imports): per connection it forks a
+child, a template of that worker's own, which speaks the protocol above over the connection
+(``ready`` first, or the import problem) and ends, with its kernels, when the connection closes
+(its worker exited or died), on SIGTERM, or with this process. This process ends when its control
+pipe closes: it stops the templates still running, waits for them, and exits.
 """
 
 from __future__ import annotations
@@ -66,27 +77,44 @@ STARTUP_VARIABLES_IGNORED = ("PYTHONEXECUTABLE",)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nbpipe.notebooks.template")
-    parser.add_argument("--requests", type=int, required=True)
-    parser.add_argument("--replies", type=int, required=True)
+    parser.add_argument("--requests", type=int)
+    parser.add_argument("--replies", type=int)
+    parser.add_argument("--listen", type=int, help="a listening Unix socket: a shared template")
+    parser.add_argument("--control", type=int, help="its owner's pipe: the end stops it")
     parser.add_argument("--parent", type=int, required=True)
     # The module the kernels run as (also what shows in `ps` for the template and its kernels).
     parser.add_argument("--launcher", default="ipykernel_launcher")
     parser.add_argument("preload", nargs="*")
     args = parser.parse_args(argv)
+    shared = args.listen is not None and args.control is not None
+    if not shared and (args.requests is None or args.replies is None):
+        parser.error("give --requests and --replies, or --listen and --control")
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build handles Ctrl-C, then closes us
+    lifeline = _lifeline()
     if sys.platform.startswith("linux"):  # elsewhere: the request pipe's end (no thread here)
-        _lifeline().die_with_parent(args.parent)
-    replies = Replies(args.replies)
+        lifeline.die_with_parent(args.parent)
     startup = _startup_variables(os.environ)
     entry = sys.path[0] if sys.path else None  # `-m` put our working directory first
     problem = _load(args.preload)
+    if shared:
+        SharedTemplate(args.listen, args.control, problem, lifeline).serve(
+            lambda connection: Template(
+                connection, Replies(connection), startup, entry, args.launcher
+            )
+        )
+        return 0
+    replies = Replies(args.replies)
     if problem is not None:
         replies.send(problem)
         return 1
-    replies.send({"ready": True, "pid": os.getpid(), "modules": len(sys.modules)})
+    replies.send(_ready())
     Template(args.requests, replies, startup, entry, args.launcher).serve()
     return 0
+
+
+def _ready() -> dict:
+    return {"ready": True, "pid": os.getpid(), "modules": len(sys.modules)}
 
 
 def _lifeline():
@@ -155,6 +183,101 @@ class Replies:
             data = data[os.write(self.fd, data) :]
 
 
+class SharedTemplate:
+    """The accept loop of a shared template: one forked template per connection."""
+
+    def __init__(self, listener: int, control: int, problem: dict | None, lifeline):
+        self.listener = listener
+        self.control = control
+        self.problem = problem
+        self.lifeline = lifeline
+        self.children: set[int] = set()
+        self.wakeup_r, self.wakeup_w = os.pipe()
+        os.set_blocking(self.wakeup_w, False)
+
+    def serve(self, template_for) -> None:
+        import socket
+
+        listener = socket.socket(fileno=self.listener)
+        signal.set_wakeup_fd(self.wakeup_w)
+        signal.signal(signal.SIGCHLD, _ignore)
+        try:
+            while True:
+                ready, _, _ = select.select([listener, self.control, self.wakeup_r], [], [])
+                if self.wakeup_r in ready:
+                    os.read(self.wakeup_r, 4096)
+                    self.reap()
+                if self.control in ready and not os.read(self.control, 4096):
+                    break  # our owner closed the pipe, or died
+                if listener in ready:
+                    connection, _ = listener.accept()
+                    self.handle(connection, listener, template_for)
+        finally:
+            listener.close()
+            self.stop_children()
+
+    def handle(self, connection, listener, template_for) -> None:
+        fd = connection.detach()
+        if self.problem is not None:
+            with contextlib.suppress(OSError):
+                Replies(fd).send(self.problem)
+            os.close(fd)
+            return
+        try:
+            pid = os.fork()
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                Replies(fd).send({"error": f"cannot fork a kernel template: {error}"})
+            os.close(fd)
+            return
+        if pid == 0:  # a template of this connection's own; never returns
+            code = 1
+            try:
+                listener.close()
+                signal.set_wakeup_fd(-1)
+                for own in (self.control, self.wakeup_r, self.wakeup_w):
+                    os.close(own)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, _exit_on_sigterm)  # its kernels go with it
+                if sys.platform.startswith("linux"):
+                    self.lifeline.die_with_parent(os.getppid())
+                template = template_for(fd)
+                template.replies.send(_ready())
+                template.serve()
+                code = 0
+            except BaseException:
+                pass
+            finally:
+                os._exit(code)
+        os.close(fd)
+        self.children.add(pid)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                self.children.clear()
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+
+    def stop_children(self) -> None:
+        """The templates still running stop their kernels and exit; they are waited for."""
+        for pid in list(self.children):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGTERM)
+        for pid in list(self.children):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        self.children.clear()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
+
+
 class Template:
     """The request loop: forks kernels, reaps them, reports their end."""
 
@@ -167,6 +290,7 @@ class Template:
         self.startup = startup
         self.entry = entry
         self.children: set[int] = set()
+        self.folders: dict[int, str] = {}  # kernel pid -> its private socket folder
         self.buffer = b""
         self.wakeup_r, self.wakeup_w = os.pipe()
         os.set_blocking(self.wakeup_w, False)
@@ -211,12 +335,15 @@ class Template:
             return {"error": f"cannot fork a kernel: {error}"}
         if pid == 0:  # the kernel; never returns
             os.close(ready_r)
-            inherited = [self.requests, self.replies.fd, self.wakeup_r, self.wakeup_w]
-            become_kernel(request, ready_w, self.entry, self.launcher, inherited)
+            inherited = {self.requests, self.replies.fd, self.wakeup_r, self.wakeup_w}
+            become_kernel(request, ready_w, self.entry, self.launcher, sorted(inherited))
         os.close(ready_w)
         os.read(ready_r, 1)  # the child closes its end once it has its own session
         os.close(ready_r)
         self.children.add(pid)
+        folder = _private_folder(request["argv"])
+        if folder is not None:
+            self.folders[pid] = folder
         return {"pid": pid}
 
     def reap(self) -> None:
@@ -229,6 +356,7 @@ class Template:
             if pid == 0:
                 return
             self.children.discard(pid)
+            self.folders.pop(pid, None)  # its manager removes it
             self.replies.send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
     def stop_children(self) -> None:
@@ -243,6 +371,21 @@ class Template:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
         self.children.clear()
+        # Their managers are gone too (a worker that died): their socket folders go here.
+        import shutil
+
+        for folder in self.folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.folders.clear()
+
+
+def _private_folder(argv: list[str]) -> str | None:
+    """The private socket folder (``nbpipe-kernel-*``, made by nbpipe's kernel manager) of the
+    connection file in a kernel's arguments, if it is in one."""
+    if "-f" not in argv or argv.index("-f") + 1 >= len(argv):
+        return None
+    folder = os.path.dirname(argv[argv.index("-f") + 1])
+    return folder if os.path.basename(folder).startswith("nbpipe-kernel-") else None
 
 
 def _ignore(signum, frame) -> None:

@@ -8,7 +8,6 @@ product named in ``nb_product_key``, converted by extension (``.ipynb``, ``.html
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import sys
@@ -28,7 +27,7 @@ from nbpipe.notebooks.convert import SUPPORTED, format_problem
 from nbpipe.notebooks.convert import exporter_problem as exporter_requirements
 from nbpipe.notebooks.execute import NotebookJob
 from nbpipe.notebooks.forking import kernel_launch, say_how_kernels_start
-from nbpipe.notebooks.kernels import KernelKey, warm_up
+from nbpipe.notebooks.kernels import KernelKey, WarmUp
 from nbpipe.notebooks.source import (
     NotebookSource,
     kernel_language,
@@ -331,7 +330,7 @@ class NotebookRunner(Task):
         forked from a template with the DAG's ``preload``, or as new processes, and why."""
         key = self.kernel_key()
         say_how_kernels_start(self.kernel_name, self.dag)
-        return functools.partial(warm_up, key)
+        return WarmUp(key)
 
     def injected_parameters(self, product: Product | None = None) -> dict[str, Any]:
         """What a run injects after the parameters cell: ``product`` (``product``'s absolute
