@@ -178,3 +178,12 @@ export function foldableGrids(rows: TaskRow[]): string[] {
   }
   return [...size].filter(([, n]) => n > 1).map(([grid]) => grid);
 }
+
+/** A node's second line: the task's state (or status, outside the build shown), a group's counts. */
+export function nodeStateLine(node: GraphNode): string {
+  if (node.kind === 'group') {
+    return groupSummary(node.members);
+  }
+  const row = node.members[0];
+  return row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
+}

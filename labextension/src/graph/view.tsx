@@ -16,12 +16,13 @@ import * as React from 'react';
 
 import { canBuild, PanelState } from '../model';
 import type { IPanelActions } from '../panel';
-import { Products } from '../products';
-import { DISPLAY_LABEL, Display, failureView, formatDuration, TaskRow, taskElapsed } from '../view';
-import { foldableGrids, GraphNode, GraphSpec, graphOf, groupSummary } from './graph';
+import type { TaskRow } from '../view';
+import { Details } from './details';
+import { foldableGrids, GraphNode, GraphSpec, graphOf } from './graph';
 import { attachZoomPan, fitTransform, IDENTITY, Transform, zoomAt } from './interaction';
 import { Layout, layoutGraph, layoutKey } from './layout';
 import { GraphMenu, MenuItem } from './menu';
+import { EdgeShapes, NodeShape } from './shapes';
 
 export interface IGraphViewProps {
   rows: TaskRow[];
@@ -156,9 +157,9 @@ export function GraphView(props: IGraphViewProps): JSX.Element {
               </marker>
             </defs>
             <g transform={`translate(${transform.x},${transform.y}) scale(${transform.k})`}>
-              <Edges spec={spec} layout={layout} byId={byId} />
+              <EdgeShapes spec={spec} layout={layout} byId={byId} />
               {spec.nodes.map(node => (
-                <Node
+                <NodeShape
                   key={node.id}
                   node={node}
                   layout={layout}
@@ -247,132 +248,6 @@ function useZoomPan(
   return [transform, setTransform];
 }
 
-function Edges(props: {
-  spec: GraphSpec;
-  layout: Layout;
-  byId: Map<string, GraphNode>;
-}): JSX.Element {
-  const { spec, layout, byId } = props;
-  return (
-    <g className="jp-nbpipe-graph-edges">
-      {spec.edges.map(edge => {
-        const points = layout.edges.get(edge.id);
-        if (!points || points.length < 2) {
-          return null;
-        }
-        const from = byId.get(edge.source)?.display;
-        const to = byId.get(edge.target)?.display;
-        const classes = ['jp-nbpipe-graph-edge'];
-        if (from === 'failed' || from === 'aborted') {
-          classes.push('jp-mod-broken');
-        }
-        if (to === 'aborted') {
-          classes.push('jp-mod-aborted');
-        }
-        return (
-          <path
-            key={edge.id}
-            className={classes.join(' ')}
-            data-source={edge.source}
-            data-target={edge.target}
-            d={points.map((p, i) => `${i ? 'L' : 'M'}${p.x},${p.y}`).join(' ')}
-            markerEnd="url(#jp-nbpipe-graph-arrow)"
-          />
-        );
-      })}
-    </g>
-  );
-}
-
-/** Characters of a line that fit in a node `width` wide (the font's average width: 7 px). */
-function fitText(text: string, width: number): string {
-  const room = Math.floor((width - 20) / 7);
-  return text.length <= room ? text : `${text.slice(0, Math.max(1, room - 1))}…`;
-}
-
-function stateLine(node: GraphNode): string {
-  if (node.kind === 'group') {
-    return groupSummary(node.members);
-  }
-  const row = node.members[0];
-  return row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
-}
-
-function Node(props: {
-  node: GraphNode;
-  layout: Layout;
-  selected: boolean;
-  onActivate: () => void;
-  onMenu: (clientX: number, clientY: number) => void;
-}): JSX.Element | null {
-  const { node, layout, selected, onActivate, onMenu } = props;
-  const box = layout.nodes.get(node.id);
-  if (!box) {
-    return null;
-  }
-  const group = node.kind === 'group';
-  const title = group ? `${node.label} ×${node.members.length}` : node.label;
-  const state = stateLine(node);
-  const classes = ['jp-nbpipe-graph-node', `jp-nbpipe-graph-node-${node.display}`];
-  if (group) {
-    classes.push('jp-nbpipe-graph-group');
-  }
-  if (selected) {
-    classes.push('jp-mod-selected');
-  }
-  const label = group
-    ? `Grid ${node.label}, ${node.members.length} tasks${state ? `: ${state}` : ''}`
-    : `Task ${node.label}${state ? `, ${state}` : ''}`;
-  return (
-    <g
-      className={classes.join(' ')}
-      data-task={group ? undefined : node.id}
-      data-group={group ? node.grid! : undefined}
-      data-state={node.display}
-      transform={`translate(${box.x},${box.y})`}
-      role="button"
-      tabIndex={0}
-      aria-label={label}
-      aria-pressed={selected}
-      onClick={onActivate}
-      onKeyDown={event => {
-        if (event.key === 'Enter' || event.key === ' ') {
-          event.preventDefault();
-          onActivate();
-        } else if (event.key === 'ContextMenu' || (event.shiftKey && event.key === 'F10')) {
-          event.preventDefault();
-          const rect = (event.currentTarget as SVGGElement).getBoundingClientRect();
-          onMenu(rect.left + rect.width / 2, rect.bottom);
-        }
-      }}
-      onContextMenu={event => {
-        event.preventDefault();
-        event.stopPropagation();
-        onMenu(event.clientX, event.clientY);
-      }}
-    >
-      <title>{group ? `${title}: ${state}` : `${title}${state ? ` (${state})` : ''}`}</title>
-      {group && (
-        <rect
-          className="jp-nbpipe-graph-stack"
-          x={4}
-          y={4}
-          width={box.width}
-          height={box.height}
-          rx={6}
-        />
-      )}
-      <rect className="jp-nbpipe-graph-box" width={box.width} height={box.height} rx={6} />
-      <text className="jp-nbpipe-graph-label" x={10} y={17}>
-        {fitText(title, box.width)}
-      </text>
-      <text className="jp-nbpipe-graph-state" x={10} y={group ? 38 : 32}>
-        {fitText(state, box.width)}
-      </text>
-    </g>
-  );
-}
-
 /** The context menu of a node: build it (alone or with what it needs, forced or not). */
 function menuItems(
   node: GraphNode,
@@ -414,68 +289,4 @@ function menuItems(
     });
   }
   return items;
-}
-
-/** What the node picked is: its state, its source, its products, its failure. */
-function Details(props: {
-  node: GraphNode;
-  state: PanelState;
-  now: number;
-  actions: IPanelActions;
-  onUnfold: (grid: string) => void;
-  onFold: ((grid: string) => void) | null;
-}): JSX.Element {
-  const { node, state, now, actions, onUnfold, onFold } = props;
-  if (node.kind === 'group') {
-    return (
-      <div className="jp-nbpipe-graph-details" role="group" aria-label={`Grid ${node.label}`}>
-        <div className="jp-nbpipe-graph-details-title">
-          {node.label} <span className="jp-nbpipe-graph-details-state">{stateLine(node)}</span>
-        </div>
-        <button type="button" className="jp-nbpipe-link" onClick={() => onUnfold(node.grid!)}>
-          Show its {node.members.length} tasks
-        </button>
-      </div>
-    );
-  }
-  const row = node.members[0];
-  const run = row.run;
-  const elapsed = run ? formatDuration(taskElapsed(run, now, state.skew)) : '';
-  const failure = run ? failureView(run) : null;
-  return (
-    <div className="jp-nbpipe-graph-details" role="group" aria-label={`Task ${row.name}`}>
-      <div className="jp-nbpipe-graph-details-title">
-        {row.name}{' '}
-        <span className="jp-nbpipe-graph-details-state">
-          {stateLine(node)}
-          {elapsed && shownElapsed(row.display) ? ` · ${elapsed}` : ''}
-        </span>
-      </div>
-      {row.source && (
-        <button
-          type="button"
-          className="jp-nbpipe-link"
-          aria-label={`Open the source of task ${row.name}: ${row.source}`}
-          onClick={() => actions.open(row.source!, row.kind === 'notebook')}
-        >
-          {row.source}
-        </button>
-      )}
-      {failure ? (
-        <div className="jp-nbpipe-graph-details-failure">{failure.summary}</div>
-      ) : (
-        run?.detail && <div className="jp-nbpipe-task-detail">{run.detail}</div>
-      )}
-      <Products task={row.name} products={row.products} actions={actions} />
-      {row.grid && onFold && (
-        <button type="button" className="jp-nbpipe-link" onClick={() => onFold(row.grid!)}>
-          Group the grid {row.grid}
-        </button>
-      )}
-    </div>
-  );
-}
-
-function shownElapsed(display: Display): boolean {
-  return display === 'running' || display === 'done' || display === 'failed';
 }

@@ -7,7 +7,7 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { PipelineController } from '../controller';
 import { pipelineIcon } from '../icons';
 import { PipelinePanel } from '../panel';
-import { CommandIDs, IPipelineController } from '../tokens';
+import { CommandIDs, IBuildTaskArgs, IPipelineController } from '../tokens';
 
 export const panelPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-nbpipe:panel',
@@ -38,8 +38,11 @@ export const panelPlugin: JupyterFrontEndPlugin<void> = {
 
     // "Build this task" / "Build up to here" (and forced) from the graph's context menu.
     const buildTask = (task: string, options: { force: boolean; upToHere: boolean }) => {
-      const args = { pipeline: controller.state.selected, task, ...options };
-      void commands.execute('nbpipe:build-task', args);
+      const args: IBuildTaskArgs = { task, ...options };
+      if (controller.state.selected) {
+        args.pipeline = controller.state.selected;
+      }
+      void commands.execute(CommandIDs.buildTask, { ...args });
     };
 
     const panel = new PipelinePanel(controller, { open, openInBrowserTab, buildTask });
