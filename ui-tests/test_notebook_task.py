@@ -217,3 +217,41 @@ def test_build_up_to_here_from_the_toolbar(page: Page, lab: Lab) -> None:
     record = lab.api("GET", f"nbpipe/api/builds/{builds[0]['id']}")
     assert record["force"] is True
     assert {t["name"]: t["status"] for t in record["tasks"]} == {"by_region": "executed"}
+
+
+GRID_NOTEBOOK = """# %% tags=["parameters"]
+upstream = None
+product = None
+model = None
+
+# %%
+print(model)
+"""
+
+
+def test_a_grid_notebook_picks_the_task_whose_parameters_load(page: Page, lab: Lab) -> None:
+    folder = lab.root / "grid"
+    folder.mkdir()
+    (folder / "fit.py").write_text(GRID_NOTEBOOK)
+    (folder / "pipeline.yaml").write_text(
+        "tasks:\n"
+        "  - source: fit.py\n"
+        "    name: fit-[[model]]\n"
+        "    product: out/fit.ipynb\n"
+        "    grid: {model: [ridge, lasso]}\n"
+    )
+    open_lab(page, lab)
+    file_item(page, "grid").dblclick()
+    open_with(page, "fit.py", "Jupytext Notebook")
+    picker = chip(page).get_by_label("Task whose parameters the kernel gets")
+    expect(picker).to_have_value("fit-ridge", timeout=LOAD_TIMEOUT)
+    expect(picker.locator("option")).to_have_text(["fit-ridge", "fit-lasso"])
+    expect(chip(page)).to_have_attribute("data-loaded", "fit-ridge", timeout=60_000)
+    cell = notebook(page).locator(".jp-CodeCell").last
+    set_code(page, cell, "print(model)")
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text("ridge")
+
+    picker.select_option("fit-lasso")
+    expect(chip(page)).to_have_attribute("data-loaded", "fit-lasso")
+    set_code(page, cell, "print(model)")
+    expect(cell.locator(".jp-OutputArea-output")).to_have_text("lasso")

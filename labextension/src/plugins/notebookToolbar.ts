@@ -82,7 +82,10 @@ class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
         if (disposed || panel.isDisposed) {
           return;
         }
-        const sources = answer.tasks.filter(t => t.role === 'source');
+        // Tasks that inject parameters (notebooks, scripts), not a function's module.
+        const sources = answer.tasks.filter(
+          t => t.role === 'source' && (t.injected_code !== null || t.injected_error !== null)
+        );
         if (sources.length) {
           this._taskItems(panel, sources, items);
         } else if (answer.tasks.length) {
