@@ -142,11 +142,11 @@ def test_a_failing_cell_ends_with_one_task_failed_after_its_cell_events(workdir,
 
 
 def test_the_output_tail_is_bounded_and_throttled(workdir):
-    """A cell printing 2,000 long lines as fast as it can: every tail stays within the bounds,
-    the last one ends with the last line, and there are few of them (the throttle)."""
+    """A cell printing 400 long lines as fast as it can, each flushed: every tail stays within the
+    bounds, the last one ends with the last line, and there are few of them (the throttle)."""
     source = (
         '# %% tags=["parameters"]\nproduct = None\n\n# %%\n'
-        'for i in range(2000):\n    print(f"line {i} " + "x" * 300, flush=True)\n'
+        'for i in range(400):\n    print(f"line {i} " + "x" * 100, flush=True)\n'
     )
     events = []
     notebook_dag(source).build(observers=[events.append])
@@ -154,8 +154,8 @@ def test_the_output_tail_is_bounded_and_throttled(workdir):
     assert outputs
     assert all(len(text) <= OUTPUT_TAIL_CHARS for text in outputs)
     assert all(len(text.splitlines()) <= OUTPUT_TAIL_LINES for text in outputs)
-    assert outputs[-1].endswith("line 1999 " + "x" * 300 + "\n")
-    assert len(outputs) < 200, "a tail per interval, not one per line"
+    assert outputs[-1].endswith("line 399 " + "x" * 100 + "\n")
+    assert len(outputs) < 100, "a tail per interval, not one per line"
 
 
 def test_the_progress_display_names_the_cell_a_task_is_in(workdir):

@@ -213,7 +213,7 @@ class Build:
             if not running:
                 break
             item = done.get()
-            if isinstance(item, TaskProgress):
+            if isinstance(item, list):  # a batch of progress reports
                 self._progress(item)
                 continue
             name, future = item
@@ -259,11 +259,12 @@ class Build:
         future.add_done_callback(lambda f, name=task.name: done.put((name, f)))
         return staged
 
-    def _progress(self, event: TaskProgress) -> None:
-        """A running task's report (``nbpipe.executors.channel``); one that comes after its task
-        ended (or before it was retried) is dropped."""
-        if event.task in self.active:
-            self.stream.emit(event)
+    def _progress(self, batch: list[TaskProgress]) -> None:
+        """A running task's reports (``nbpipe.executors.channel``); one that comes after its
+        task ended (or before it was retried) is dropped."""
+        for event in batch:
+            if event.task in self.active:
+                self.stream.emit(event)
 
     def _finish(self, task: Task, future: Future, staged: Product | None) -> TaskStatus:
         outcome = _outcome_of(task.name, future)

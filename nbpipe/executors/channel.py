@@ -1,20 +1,21 @@
 """The progress channel: how a running task tells the scheduler loop what it is doing.
 
 A job reports progress events (``TaskCellStarted``, ``TaskCellFinished``, ``TaskOutput``) with
-:func:`report_progress`, wherever it runs and knowing nothing of executors. Each executor installs
-a *sink* where its jobs run, which carries the events to the building process; there the loop,
-and only the loop, emits them::
+:func:`report_progress`, in batches (a list of events, in order: the job decides how often, see
+``nbpipe.notebooks.cell_progress``), wherever it runs and knowing nothing of executors. Each
+executor installs a *sink* where its jobs run, which carries each batch whole to the building
+process; there the loop, and only the loop, emits the events::
 
-    job ─ report_progress(event) ─► sink ─► ProgressLine ─► the loop ─► EventStream
+    job ─ report_progress(batch) ─► sink ─► ProgressLine ─► the loop ─► EventStream
 
 - Serial: the job runs inside the loop's own ``pool.submit`` call, so the sink is
-  ``line.handle``: the event is handled at once, while the loop waits for the job (in the
+  ``line.handle``: the batch is handled at once, while the loop waits for the job (in the
   thread nbclient runs its hooks in, which is the loop's own unless an event loop already runs
   there, as in a Jupyter kernel).
-- Parallel: workers write their events to one pipe; a thread of the building process reads it
+- Parallel: workers write their batches to one pipe; a thread of the building process reads it
   and ``line.send``\\ s each to the loop's queue. The pool drains the pipe before it relays a
   job's result, so a task's events are queued before its end.
-- Dask: a runner sends its events to its worker thread over the runner's connection; the
+- Dask: a runner sends its batches to its worker thread over the runner's connection; the
   worker publishes them on the build's topic (``Worker.log_event``), and the client's
   subscription ``line.send``\\ s them. The scheduler relays them to the client on the same
   stream as the task's completion, before it.
@@ -34,7 +35,8 @@ from nbpipe.engine.events import TaskProgress
 
 logger = logging.getLogger("nbpipe")
 
-Sink = Callable[[TaskProgress], None]
+Batch = list[TaskProgress]
+Sink = Callable[[Batch], None]
 
 _sink: Sink | None = None  # where this process's reports go; None: nobody listens
 
@@ -43,7 +45,7 @@ _sink: Sink | None = None  # where this process's reports go; None: nobody liste
 class ProgressLine:
     """The loop's end of the channel, handed to ``Executor.pool``.
 
-    ``handle`` handles an event at once: only for a job the loop runs inline (inside its call to
+    ``handle`` handles a batch at once: only for a job the loop runs inline (inside its call to
     ``submit``). ``send`` queues it for the loop, from any thread.
     """
 
@@ -51,15 +53,16 @@ class ProgressLine:
     send: Sink
 
 
-def report_progress(event: TaskProgress) -> None:
-    """Tells the build what the running task is doing (a no-op when nobody listens)."""
+def report_progress(batch: Batch) -> None:
+    """Tells the build what the running task did since its last report (a no-op when nobody
+    listens)."""
     sink = _sink
-    if sink is None:
+    if sink is None or not batch:
         return
     try:
-        sink(event)
+        sink(batch)
     except Exception:  # a lost report must not fail the task
-        logger.debug("progress report %s lost", event.kind, exc_info=True)
+        logger.debug("progress report of %d event(s) lost", len(batch), exc_info=True)
 
 
 def install_sink(sink: Sink | None) -> Sink | None:

@@ -331,13 +331,13 @@ class DaskPool:
 
 
 def _relay_progress(event: tuple[float, Any], progress: ProgressLine) -> None:
-    """A progress report published by a worker (``(time, event dict)``), to the loop."""
+    """A batch of progress reports published by a worker (``(time, [event dict, ...])``), to
+    the loop."""
     from nbpipe.engine.events import TaskProgress, UnknownEvent, event_from_dict
 
     with contextlib.suppress(UnknownEvent, TypeError, ValueError):
-        report = event_from_dict(event[1])
-        if isinstance(report, TaskProgress):
-            progress.send(report)
+        batch = [event_from_dict(data) for data in event[1]]
+        progress.send([report for report in batch if isinstance(report, TaskProgress)])
 
 
 def _as_worker_lost(error: BaseException | None) -> BaseException:
@@ -388,8 +388,8 @@ def _run_on_worker(
         _running[key] = runner
     worker = get_worker()
 
-    def publish(event) -> None:
-        worker.log_event(topic, event.to_dict())
+    def publish(batch) -> None:
+        worker.log_event(topic, [event.to_dict() for event in batch])
 
     try:
         outcome = runner.run(task, payload, project_dir, sys_path, publish if topic else None)
@@ -475,7 +475,7 @@ class _Runner:
         sys_path: list[str],
         publish: Callable[[Any], None] | None = None,
     ) -> Outcome:
-        """The job's outcome; the progress events the runner sends before it go to
+        """The job's outcome; the batches of progress events the runner sends before it go to
         ``publish``."""
         try:
             self.connection.send_bytes(pickle.dumps((task, payload, project_dir, sys_path)))

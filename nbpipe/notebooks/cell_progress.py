@@ -8,10 +8,15 @@ notebook's stdout and stderr to. Each becomes a progress event for
 
 Cells are numbered as a failure numbers them: from 1, over every cell of the source notebook
 (the parameters cell papermill injects is not reported). Output is kept as a bounded tail and
-sent at most once every ``OUTPUT_INTERVAL`` seconds: a write within the interval is held, and
-sent by a timer on nbclient's own event loop (so everything stays in the thread the hooks run in),
-or when its cell ends, whichever comes first. A notebook that prints in a tight loop costs one
-event per interval, not one per line.
+made an event at most once every ``OUTPUT_INTERVAL`` seconds: a write within the interval is
+held, and sent by a timer or when its cell ends, whichever comes first. A notebook that prints in
+a tight loop costs one event per interval, not one per line.
+
+Events go out in batches, at most one every ``BATCH_INTERVAL`` seconds: an event within the
+interval waits for a timer (so a long cell's start is reported at most that late), and the run's
+end sends what is left. Every event arrives, in order; a notebook of 300 quick cells costs a few
+dozen messages to the building process, not 600. The timers run on nbclient's own event loop, so
+everything stays in the thread the hooks run in.
 
 ``NBPIPE_CELL_PROGRESS=0`` in the environment turns the reports off (``benchmarks/cell_progress.py``
 measures builds with and without them).
@@ -23,6 +28,7 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from nbpipe.engine.events import (
@@ -33,9 +39,13 @@ from nbpipe.engine.events import (
     TaskCellFinished,
     TaskCellStarted,
     TaskOutput,
+    TaskProgress,
 )
 from nbpipe.executors.channel import report_progress
 from nbpipe.notebooks.source import INJECTED_TAG
+
+#: Seconds between two batches of a run's progress events.
+BATCH_INTERVAL = 0.1
 
 
 class CellReporter:
@@ -53,6 +63,8 @@ class CellReporter:
         self._injected = None if already else parameters + 1  # its index in the run
         self._started: dict[int, float] = {}  # executed index -> monotonic start
         self.output = OutputTail(self._send_output)
+        self._batch = Throttle(BATCH_INTERVAL, self._send_batch)
+        self._pending: list[TaskProgress] = []
 
     def papermill_options(self) -> dict[str, Any]:
         """The nbclient hooks and output file that make the reports (none when turned off)."""
@@ -76,7 +88,7 @@ class CellReporter:
         if number is None:
             return
         self._started[cell_index] = time.monotonic()
-        report_progress(
+        self._report(
             TaskCellStarted(
                 task=self.task, cell=number, cells=self.cells, line=first_line(cell.source)
             )
@@ -87,48 +99,48 @@ class CellReporter:
         number = self._number(cell_index)
         if started is None or number is None:
             return
-        self.output.flush_now()  # what the cell printed comes before its end
         elapsed = time.monotonic() - started
-        report_progress(
+        self.output.flush_now()  # what the cell printed comes before its end
+        self._report(
             TaskCellFinished(task=self.task, cell=number, cells=self.cells, elapsed=elapsed)
         )
 
     def close(self) -> None:
-        """The run ended (a kernel that died included): what is held is sent."""
+        """The run ended (a kernel that died included): everything held is sent."""
         self.output.flush_now()
+        self._batch.flush_now()
 
     def _send_output(self, text: str) -> None:
-        report_progress(TaskOutput(task=self.task, text=text))
+        self._report(TaskOutput(task=self.task, text=text))
+
+    def _report(self, event: TaskProgress) -> None:
+        self._pending.append(event)
+        self._batch.changed()
+
+    def _send_batch(self) -> None:
+        batch, self._pending = self._pending, []
+        report_progress(batch)
 
 
-class OutputTail:
-    """A file-like object keeping the last lines written to it (at most ``OUTPUT_TAIL_LINES``
-    lines and ``OUTPUT_TAIL_CHARS`` characters), handing the tail to ``send`` at most once
-    every ``OUTPUT_INTERVAL`` seconds."""
+class Throttle:
+    """Calls ``send`` after a change, at most once every ``interval`` seconds: a change within
+    the interval is sent by a timer on the running event loop (or by the next ``flush_now``)."""
 
-    def __init__(self, send: Any):
+    def __init__(self, interval: float, send: Callable[[], None]):
+        self._interval = interval
         self._send = send
-        self.text = ""
         self._dirty = False
         self._sent_at = float("-inf")
         self._timer: asyncio.TimerHandle | None = None
 
-    def write(self, text: str) -> int:
-        tail = (self.text + text)[-OUTPUT_TAIL_CHARS:]
-        lines = tail.splitlines(keepends=True)
-        if len(lines) > OUTPUT_TAIL_LINES:
-            tail = "".join(lines[-OUTPUT_TAIL_LINES:])
-        self.text, self._dirty = tail, True
-        wait = self._sent_at + OUTPUT_INTERVAL - time.monotonic()
+    def changed(self) -> None:
+        self._dirty = True
+        wait = self._sent_at + self._interval - time.monotonic()
         if wait <= 0:
             self.flush_now()
         elif self._timer is None:
-            with contextlib.suppress(RuntimeError):  # no event loop: the cell's end sends it
+            with contextlib.suppress(RuntimeError):  # no event loop: the next flush sends it
                 self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
-        return len(text)
-
-    def flush(self) -> None:
-        """Papermill flushes after each write; the throttle decides when the tail goes."""
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -141,7 +153,32 @@ class OutputTail:
         if self._dirty:
             self._dirty = False
             self._sent_at = time.monotonic()
-            self._send(self.text)
+            self._send()
+
+
+class OutputTail:
+    """A file-like object keeping the last lines written to it (at most ``OUTPUT_TAIL_LINES``
+    lines and ``OUTPUT_TAIL_CHARS`` characters), handing the tail to ``send`` at most once
+    every ``OUTPUT_INTERVAL`` seconds."""
+
+    def __init__(self, send: Callable[[str], None]):
+        self.text = ""
+        self._throttle = Throttle(OUTPUT_INTERVAL, lambda: send(self.text))
+
+    def write(self, text: str) -> int:
+        tail = (self.text + text)[-OUTPUT_TAIL_CHARS:]
+        lines = tail.splitlines(keepends=True)
+        if len(lines) > OUTPUT_TAIL_LINES:
+            tail = "".join(lines[-OUTPUT_TAIL_LINES:])
+        self.text = tail
+        self._throttle.changed()
+        return len(text)
+
+    def flush(self) -> None:
+        """Papermill flushes after each write; the throttle decides when the tail goes."""
+
+    def flush_now(self) -> None:
+        self._throttle.flush_now()
 
 
 def first_line(source: str) -> str:
