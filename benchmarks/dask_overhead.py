@@ -1,11 +1,13 @@
 """Dask executor overhead against Parallel, in one run: 200 trivial callables and 16 trivial
 notebooks, each built with ``Parallel(processes=2)`` and with ``Dask`` on a LocalCluster of 2
 single-threaded workers (started before the timing, as a running cluster would be; its start-up is
-reported apart). Prints wall and CPU time (this process and its descendants) per build, the
-per-task dispatch overhead of Dask over Parallel, and the machine's load (``uptime``): the
-figures mean little on a busy machine.
+reported apart). The two executors take turns, ``--repeat`` times each; the medians are reported:
+wall and CPU time (this process and all its descendants, those that ended during the build
+included), the per-task dispatch overhead of Dask over Parallel, and the machine's load
+(``uptime``) before and after: the figures mean little on a busy machine.
 
-    python benchmarks/dask_overhead.py [--callables 200] [--notebooks 16] [--repeat 1]
+    python benchmarks/dask_overhead.py [--callables 200] [--notebooks 16] [--repeat 3]
+        [--json benchmarks/results/dask-overhead.json]
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -68,16 +71,16 @@ def notebooks_dag(folder: Path, n: int, executor) -> DAG:
 
 
 def _cpu() -> float:
-    """CPU seconds of this process, its reaped children and its living descendants."""
-    own = time.process_time()
-    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
-    total = own + reaped.ru_utime + reaped.ru_stime
-    for child in psutil.Process().children(recursive=True):
+    """CPU seconds of this process and its living descendants, each with the children it reaped
+    (so a kernel or runner that ended during the build still counts, through its parent)."""
+    total = 0.0
+    me = psutil.Process()
+    for process in (me, *me.children(recursive=True)):
         try:
-            times = child.cpu_times()
-            total += times.user + times.system
+            times = process.cpu_times()
         except psutil.Error:
             continue
+        total += times.user + times.system + times.children_user + times.children_system
     return total
 
 
@@ -89,44 +92,74 @@ def measure(make, executor, n: int) -> tuple[float, float]:
         return time.perf_counter() - wall, _cpu() - cpu
 
 
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--callables", type=int, default=200)
     parser.add_argument("--notebooks", type=int, default=16)
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    print(
-        f"load before: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}"
-    )
+    report: dict = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "uptime_before": _uptime(),
+            "loadavg_before": os.getloadavg(),
+        },
+        "results": {},
+    }
+    print(f"load before: {report['machine']['uptime_before']}")
     print(f"cpus: {os.cpu_count()}")
     started = time.perf_counter()
     dask = Dask(n_workers=2, threads_per_worker=1, dashboard_address=None)
     with dask:
-        print(f"LocalCluster(2 workers) start: {time.perf_counter() - started:.2f} s")
+        report["cluster_start_s"] = time.perf_counter() - started
+        print(f"LocalCluster(2 workers) start: {report['cluster_start_s']:.2f} s")
         # one task per worker thread first: each worker starts its runner process
         measure(callables_dag, dask, 4)
-        results = {}
+        executors = (("Parallel(2)", Parallel(processes=2)), ("Dask(2)", dask))
         for kind, make, n in (
             ("callables", callables_dag, args.callables),
             ("notebooks", notebooks_dag, args.notebooks),
         ):
-            for name, executor in (("Parallel(2)", Parallel(processes=2)), ("Dask(2)", dask)):
-                runs = [measure(make, executor, n) for _ in range(args.repeat)]
-                wall = min(r[0] for r in runs)
-                cpu = min(r[1] for r in runs)
-                results[kind, name] = (wall, cpu)
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in executors}
+            for _ in range(args.repeat):  # the executors take turns: load changes alike
+                for name, executor in executors:
+                    runs[name].append(measure(make, executor, n))
+            for name, _ in executors:
+                wall = statistics.median(r[0] for r in runs[name])
+                cpu = statistics.median(r[1] for r in runs[name])
+                report["results"][f"{kind}/{name}"] = {
+                    "tasks": n,
+                    "wall_s": wall,
+                    "cpu_s": cpu,
+                    "walls_s": [r[0] for r in runs[name]],
+                    "cpus_s": [r[1] for r in runs[name]],
+                }
                 print(
                     f"{n:4d} {kind:9s} {name:12s} wall {wall:7.2f} s ({wall / n * 1000:7.1f} ms/task)"
-                    f"  cpu {cpu:7.2f} s"
+                    f"  cpu {cpu:7.2f} s   (runs: {', '.join(f'{r[0]:.2f}' for r in runs[name])})"
                 )
-            (p_wall, _), (d_wall, _) = results[kind, "Parallel(2)"], results[kind, "Dask(2)"]
+            p_wall = report["results"][f"{kind}/Parallel(2)"]["wall_s"]
+            d_wall = report["results"][f"{kind}/Dask(2)"]["wall_s"]
+            overhead = (d_wall - p_wall) / n * 1000
+            report["results"][f"{kind}/overhead"] = {
+                "dask_minus_parallel_ms_per_task": overhead,
+                "wall_ratio": d_wall / p_wall,
+            }
             print(
-                f"     {kind}: Dask - Parallel = {(d_wall - p_wall) / n * 1000:+.1f} ms per task "
+                f"     {kind}: Dask - Parallel = {overhead:+.1f} ms per task "
                 f"(wall ratio {d_wall / p_wall:.2f}x)"
             )
-    print(
-        f"load after: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}"
-    )
+    report["machine"]["uptime_after"] = _uptime()
+    report["machine"]["loadavg_after"] = os.getloadavg()
+    print(f"load after: {report['machine']['uptime_after']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

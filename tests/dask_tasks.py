@@ -19,3 +19,13 @@ def hang_once(product, marker):
 
 def write_pid(product, upstream=None):
     Path(product).write_text(str(os.getpid()))
+
+
+def nbpipe_task_states(dask_worker) -> dict[str, str]:
+    """``client.run`` it: the state of each nbpipe job this worker holds ("executing", or
+    "constrained" while it waits for a resource such as KERNEL)."""
+    return {
+        str(key): task.state
+        for key, task in dask_worker.state.tasks.items()
+        if str(key).startswith("nbpipe-")
+    }

@@ -16,14 +16,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dask_tasks import hang_once, write_pid
+from dask_tasks import hang_once, nbpipe_task_states, write_pid
 from notebook_files import processes_with_marker, write_notebook
 from wait_helpers import wait_for_marker, wait_until
 
 from nbpipe import DAG
 from nbpipe.engine.events import TaskStatus
 from nbpipe.products import File
-from nbpipe.tasks import PythonCallable
+from nbpipe.tasks import NotebookRunner, PythonCallable
 
 distributed = pytest.importorskip("distributed")
 
@@ -34,7 +34,11 @@ EXAMPLE = TESTS.parent / "example_notebooks"
 
 
 class Cluster:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, workers: tuple[str, ...] = ("w1", "w2"), *options: str):
+        """A scheduler and ``workers`` (named), each started with ``options`` (default: one
+        thread)."""
+        self.names = workers
+        self.options = options or ("--nthreads", "1")
         self.marker = f"nbpipe-dask-test-{uuid.uuid4().hex}"
         self.env = {**os.environ, "NBPIPE_CLUSTER_MARKER": self.marker, "PYTHONPATH": str(TESTS)}
         self.scheduler_file = folder / "scheduler.json"
@@ -46,15 +50,22 @@ class Cluster:
             "scheduler", "--host", "127.0.0.1", "--port", "0",
             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.scheduler_file),
         )  # fmt: skip
-        wait_until(self.scheduler_file.exists, "the scheduler to write its address")
-        self.address = json.loads(self.scheduler_file.read_text())["address"]
-        for name in ("w1", "w2"):
+        wait_until(self._scheduler_address, "the scheduler to write its address")
+        self.address = self._scheduler_address()
+        for name in self.names:
             self._spawn(
-                "worker", self.address, "--name", name, "--nthreads", "1",
+                "worker", self.address, "--name", name, *self.options,
                 "--host", "127.0.0.1", "--no-dashboard", "--local-directory", str(folder),
             )  # fmt: skip
         self.client = distributed.Client(self.address, timeout=60)
-        self.wait_for_workers(2)
+        self.wait_for_workers(len(self.names))
+
+    def _scheduler_address(self) -> str | None:
+        """The address in the scheduler file, once the scheduler has written it whole."""
+        try:
+            return json.loads(self.scheduler_file.read_text())["address"]
+        except (OSError, ValueError, KeyError):
+            return None
 
     def _spawn(self, *arguments: str) -> None:
         self.processes.append(
@@ -74,7 +85,8 @@ class Cluster:
         wait_until(lambda: len(self.workers()) == n, lambda: f"{n} workers ({self.workers()})")
 
     def kernels(self) -> list[int]:
-        """Kernels started on the workers (they carry the cluster's environment marker)."""
+        """Kernels and kernel templates started on the workers (they carry the cluster's
+        environment marker)."""
         found = []
         for pid in processes_with_marker(self.marker):
             try:
@@ -170,6 +182,7 @@ def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
         f"executor: {{dotted_path: nbpipe.executors.Dask, address: '{cluster.address}'}}\n"
         "tasks:\n  - source: sleeper.ipynb\n    product: sleeper.html\n"
     )
+    before = set(cluster.kernels())  # runners' kernel templates from earlier builds stay
     build = subprocess.Popen(
         [sys.executable, "-m", "nbpipe", "build"],
         cwd=workdir,
@@ -188,6 +201,117 @@ def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
             build.kill()
             build.wait()
     assert build.returncode == 130, stderr
-    wait_until(lambda: not cluster.kernels(), lambda: f"no kernel left ({cluster.kernels()})")
+    wait_until(
+        lambda: not set(cluster.kernels()) - before,
+        lambda: f"no kernel left ({set(cluster.kernels()) - before})",
+    )
     assert not Path("sleeper.html").exists() and not list(workdir.glob(".nbpipe-*"))
+    assert len(cluster.workers()) == 2, "the workers stay up"
+
+
+@pytest.fixture(scope="module")
+def kernel_capped_worker(tmp_path_factory):
+    """One worker with two threads that declares a single KERNEL."""
+    folder = tmp_path_factory.mktemp("dask-kernel-cap")
+    cluster = Cluster(folder, ("capped",), "--nthreads", "2", "--resources", "KERNEL=1")
+    try:
+        cluster.start(folder)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+HELD_NOTEBOOK = """\
+import json, time
+from pathlib import Path
+folder = Path(folder)
+(folder / f"started-{name}").write_text(json.dumps(time.time()))
+while not (folder / f"release-{name}").exists():  # held until the test releases it
+    time.sleep(0.02)
+(folder / f"ended-{name}").write_text(json.dumps(time.time()))
+"""
+
+
+def test_a_worker_declaring_one_kernel_runs_one_notebook_at_a_time(workdir, kernel_capped_worker):
+    """Two notebooks, both handed to a worker with two free threads: the second waits for the
+    worker's one KERNEL ("constrained") until the first ends."""
+    cluster = kernel_capped_worker
+    write_notebook(
+        workdir / "held.ipynb",
+        HELD_NOTEBOOK,
+        parameters="upstream = None\nproduct = None\nname = None\nfolder = None",
+    )
+    dag = DAG(executor=Dask(address=cluster.address))
+    for name in ("a", "b"):
+        NotebookRunner(
+            workdir / "held.ipynb",
+            File(workdir / f"{name}.ipynb"),
+            dag,
+            name=name,
+            params={"name": name, "folder": str(workdir)},
+        )
+    reports = []
+    builder = threading.Thread(target=lambda: reports.append(dag.build()))
+    builder.start()
+
+    def started() -> set[str]:
+        return {path.name.removeprefix("started-") for path in workdir.glob("started-*")}
+
+    def waiting_for_a_kernel() -> set[str]:
+        [states] = cluster.client.run(nbpipe_task_states).values()
+        return {key.split("-")[1] for key, state in states.items() if state == "constrained"}
+
+    try:
+        [first] = wait_until(started, "a notebook to start", timeout=120)
+        second = ({"a", "b"} - {first}).pop()
+        wait_until(
+            lambda: second in waiting_for_a_kernel(),
+            lambda: f"{second} to wait for the KERNEL ({cluster.client.run(nbpipe_task_states)})",
+        )
+        assert started() == {first}
+        (workdir / f"release-{first}").touch()
+        wait_until(lambda: second in started(), f"{second} to start once {first} ended")
+        (workdir / f"release-{second}").touch()
+    finally:
+        for name in ("a", "b"):
+            (workdir / f"release-{name}").touch()
+        builder.join(timeout=300)
+    assert reports and {row.status for row in reports[0]} == {TaskStatus.EXECUTED}
+
+    def moment(kind: str, name: str) -> float:
+        return json.loads((workdir / f"{kind}-{name}").read_text())
+
+    assert moment("started", second) >= moment("ended", first)
+
+
+def test_a_killed_build_process_leaves_no_job_running_on_the_workers(workdir, cluster):
+    """SIGKILL: no cancel is sent, but the scheduler drops the dead client's tasks, and the
+    workers stop the runners (and kernels) of those that were running."""
+    marker = workdir / "sleeping"
+    write_notebook(
+        workdir / "sleeper.ipynb",
+        f"import os, time\nopen({str(marker)!r}, 'w').write(str(os.getppid()))\ntime.sleep(600)",
+    )
+    (workdir / "pipeline.yaml").write_text(
+        f"executor: {{dotted_path: nbpipe.executors.Dask, address: '{cluster.address}'}}\n"
+        "tasks:\n  - source: sleeper.ipynb\n    product: sleeper.html\n"
+    )
+    before = set(cluster.kernels())
+    build = subprocess.Popen(
+        [sys.executable, "-m", "nbpipe", "build"],
+        cwd=workdir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_marker(marker, "the notebook to run on a worker", timeout=120)
+        assert set(cluster.kernels()) - before, "a kernel runs the notebook"
+    finally:
+        build.kill()
+        build.wait()
+    wait_until(
+        lambda: not set(cluster.kernels()) - before,
+        lambda: f"the kernel to stop ({set(cluster.kernels()) - before})",
+    )
+    assert not Path("sleeper.html").exists()
     assert len(cluster.workers()) == 2, "the workers stay up"

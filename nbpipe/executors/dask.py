@@ -67,6 +67,12 @@ MISSING = (
 )
 
 
+try:
+    from distributed.diagnostics.plugin import WorkerPlugin
+except ImportError:  # without the dask extra: Dask() says how to install it
+    WorkerPlugin = object
+
+
 class DaskUnavailable(RuntimeError):
     """The Dask cluster cannot be reached or has no workers: nothing was started."""
 
@@ -245,16 +251,18 @@ class Dask(Executor):
 
 class DaskPool:
     """Submits jobs as Dask tasks; ``terminate`` cancels the queued ones and stops the running
-    ones on their workers. Jobs' progress reports come back on a topic of this pool's
-    (``Worker.log_event``, ``Client.subscribe_topic``): the scheduler relays them on the stream
-    that then says the task finished, so they arrive first."""
+    ones on their workers. Jobs' progress reports and outcomes come back on a topic of this
+    pool's (``Worker.log_event``, ``Client.subscribe_topic``), in the order the job sent them:
+    the scheduler pushes them to this client as they come, which spares a round trip per task
+    (fetching the Dask task's result). The Dask future settles what the topic did not: a lost
+    worker, a cancel, a job that ended without publishing."""
 
     def __init__(self, client, progress: ProgressLine | None = None):
         self.client = client
-        self.topic: str | None = None
-        if progress is not None:
-            self.topic = f"nbpipe-progress-{uuid.uuid4().hex}"
-            client.subscribe_topic(self.topic, lambda event: _relay_progress(event, progress))
+        self.progress = progress
+        self.topic = f"nbpipe-{uuid.uuid4().hex}"
+        client.subscribe_topic(self.topic, self._on_topic)
+        client.register_plugin(StopAbandonedJobs())
         self.project_dir = os.getcwd()
         # the building process's import path: workers append what they lack (the project's
         # modules, found beside pipeline.yaml), after their own packages
@@ -264,6 +272,7 @@ class DaskPool:
             KERNEL in (worker.get("resources") or {}) for worker in info["workers"].values()
         )
         self._futures: dict[str, Any] = {}
+        self._outers: dict[str, Future] = {}  # Dask key -> the future the loop waits on
         self._lock = threading.Lock()
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
@@ -283,15 +292,31 @@ class DaskPool:
             retries=0,
             resources={KERNEL: 1} if is_notebook and self.kernel_resource else None,
         )
+        outer: Future = Future()
         with self._lock:
             self._futures[inner.key] = inner
-        outer: Future = Future()
+            self._outers[inner.key] = outer
         inner.add_done_callback(lambda done: self._settle(done, outer))
         return outer
+
+    def _on_topic(self, event: tuple[float, Any]) -> None:
+        """A message published by a job (on the client's event loop): its outcome, or one of
+        its progress reports."""
+        message = event[1]
+        if isinstance(message, dict) and "outcome" in message:
+            with self._lock:
+                outer = self._outers.pop(message.get("key"), None)
+            if outer is not None:
+                with contextlib.suppress(Exception):  # unreadable: the Dask future settles it
+                    outer.set_result(pickle.loads(message["outcome"]))
+        elif self.progress is not None:
+            _relay_progress(event, self.progress)
 
     def _settle(self, done, outer: Future) -> None:
         with self._lock:
             self._futures.pop(done.key, None)
+            if self._outers.pop(done.key, None) is None:
+                return  # settled by the job's published outcome
         try:
             if done.status == "cancelled":
                 outer.set_exception(WorkerLost("the job was cancelled on the Dask cluster"))
@@ -325,9 +350,8 @@ class DaskPool:
         if futures:
             with contextlib.suppress(Exception):
                 self.client.cancel(futures)
-        if self.topic is not None:
-            with contextlib.suppress(Exception):
-                self.client.unsubscribe_topic(self.topic)
+        with contextlib.suppress(Exception):
+            self.client.unsubscribe_topic(self.topic)
 
 
 def _relay_progress(event: tuple[float, Any], progress: ProgressLine) -> None:
@@ -367,7 +391,8 @@ def _run_on_worker(
     task: str, payload: bytes, project_dir: str, sys_path: list[str], topic: str | None = None
 ) -> Outcome:
     """The Dask task: hands the job to this thread's runner and returns its outcome; the job's
-    progress reports are published on ``topic``."""
+    progress reports, then its outcome, are published on ``topic`` too (the building process
+    learns the outcome from there, a round trip sooner than from the Dask task's result)."""
     from distributed.worker import get_worker, thread_state
 
     key = getattr(thread_state, "key", None) or f"unknown-{uuid.uuid4().hex}"
@@ -397,6 +422,9 @@ def _run_on_worker(
         with _state_lock:
             _running.pop(key, None)
             _executed.append(key)
+    if topic:
+        with contextlib.suppress(Exception):  # unpublished: the client fetches the result
+            worker.log_event(topic, {"key": key, "outcome": pickle.dumps(outcome)})
     return outcome
 
 
@@ -425,11 +453,19 @@ def _runner_of_this_thread() -> _Runner:
 
 async def _stop_jobs(keys: list[str], grace: float) -> int:
     """Stops the runners running any of ``keys`` on this worker: SIGTERM (papermill then stops
-    its kernel), SIGKILL after ``grace`` seconds. Returns how many were stopped."""
+    its kernel), SIGKILL after ``grace`` seconds; then SIGKILL to whatever the runners had
+    started and is still there (a kernel whose runner was killed before it could stop it, a
+    kernel template). Returns how many runners were stopped."""
+    import psutil
+
     with _state_lock:
         runners = [_running[key] for key in keys if key in _running]
         for runner in runners:
             _runners.pop(runner.thread, None)  # the thread starts a fresh runner next time
+    below: list[psutil.Process] = []
+    for runner in runners:
+        with contextlib.suppress(psutil.Error):
+            below += psutil.Process(runner.process.pid).children(recursive=True)
     for runner in runners:
         runner.signal(signal.SIGTERM)
     deadline = time.monotonic() + grace
@@ -438,7 +474,30 @@ async def _stop_jobs(keys: list[str], grace: float) -> int:
     for runner in runners:
         if runner.alive():
             runner.signal(signal.SIGKILL)
+    for process in below:
+        with contextlib.suppress(psutil.Error):
+            process.kill()  # psutil checks it is still the same process, not a reused pid
     return len(runners)
+
+
+class StopAbandonedJobs(WorkerPlugin):
+    """On every worker: a running job whose Dask task the worker is told to drop (its client
+    cancelled it, or went away: the building process was killed) has its runner stopped, as a
+    cancel would, instead of running on to its end for nobody."""
+
+    name = "nbpipe-stop-abandoned-jobs"
+    idempotent = True  # registered by every build: once per worker is enough
+
+    def __init__(self):
+        self._stopping: set[asyncio.Task] = set()
+
+    def transition(self, key, start: str, finish: str, **kwargs: Any) -> None:
+        # a task dropped while it runs goes from "executing" to "released" (or "cancelled")
+        dropped = start == "executing" and finish in ("released", "cancelled")
+        if dropped and str(key).startswith("nbpipe-"):
+            stopping = asyncio.get_running_loop().create_task(_stop_jobs([key], STOP_GRACE))
+            self._stopping.add(stopping)
+            stopping.add_done_callback(self._stopping.discard)
 
 
 class _Runner:
@@ -448,11 +507,11 @@ class _Runner:
         ours, theirs = socket.socketpair()
         self.thread = threading.get_ident()
         code = f"from nbpipe.executors.dask import runner_main; runner_main({theirs.fileno()})"
-        # Kernels on Dask workers start as new processes: stopping forked kernels when a build
-        # is cancelled is not yet shown to work there (a kernel outlived a cancel in testing).
+        # A notebook's kernel is forked from a kernel template of the runner's, or started as
+        # a new process, as the building process decided (the job's kernel key); a cancel stops
+        # the runner and everything below it (_stop_jobs).
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
-            env={**os.environ, "NBPIPE_FORK_KERNELS": "0"},
             pass_fds=[theirs.fileno()],
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # a Ctrl-C in the worker's terminal is the worker's
