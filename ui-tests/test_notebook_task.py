@@ -133,7 +133,9 @@ def test_task_parameters_in_the_kernel_not_in_the_file(page: Page, lab: Lab, sho
     # "Load task parameters" runs them on demand (here after the kernel lost them).
     set_code(page, probe, "del upstream; print('gone')")
     expect(probe.locator(".jp-OutputArea-output")).to_have_text("gone")
+    loads = int(chip(page).get_attribute("data-loads"))
     notebook(page).get_by_role("button", name="Load task parameters").click()
+    expect(chip(page)).to_have_attribute("data-loads", str(loads + 1), timeout=LOAD_TIMEOUT)
     expect(chip(page)).to_have_attribute("data-loaded", "clean")
     set_code(page, probe, "print(sorted(upstream))")
     expect(probe.locator(".jp-OutputArea-output")).to_have_text("['make_raw_data']")

@@ -80,6 +80,7 @@ export class TaskChip extends Widget {
   /** Shows the outcome of the last run of the parameters in the kernel. */
   setLoaded(loaded: ILoaded): void {
     this._loaded = loaded;
+    this._loads += 1;
     this._render();
   }
 
@@ -111,6 +112,7 @@ export class TaskChip extends Widget {
     this._params.title = loaded?.message ?? '';
     this._params.dataset.ok = loaded ? String(loaded.ok) : '';
     this.node.dataset.loaded = loaded?.ok ? task.task : '';
+    this.node.dataset.loads = String(this._loads); // runs in the kernel so far (scripts, tests)
   }
 
   private _selected: FileTask;
@@ -118,4 +120,5 @@ export class TaskChip extends Widget {
   private _state: HTMLSpanElement;
   private _params: HTMLSpanElement;
   private _loaded: ILoaded | null = null;
+  private _loads = 0;
 }

@@ -50,10 +50,11 @@ export class TaskParameters implements IDisposable {
     return this._task;
   }
 
-  /** Sets the task and runs its parameters in the kernel now, if one runs. */
+  /** Sets the task; a different task's parameters run in the kernel now, if one runs. */
   set task(task: FileTask | null) {
+    const changed = task?.task !== this._task?.task || task?.pipeline !== this._task?.pipeline;
     this._task = task;
-    if (task && this._session.session?.kernel) {
+    if (changed && task && this._session.session?.kernel) {
       this._pending = false;
       void this.load();
     }

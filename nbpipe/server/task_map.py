@@ -11,7 +11,8 @@ parameters into the kernel. One request answers it:
    (``import_tasks_from``, ``location``). Reading a spec's text runs nothing;
 3. each candidate's *task index* (``python -m nbpipe.server.task_index``: every task's source,
    products, upstream products, params and injected code) comes from a cache that holds while
-   the spec, its env files, the task sources and function modules keep their size and mtime;
+   the spec, its env files, the task sources and function modules keep their content (size and
+   mtime, else a digest: saving a notebook unchanged costs nothing);
    a stale or missing entry is loaded in a child process (pipeline code never runs in the
    server), concurrent requests for one pipeline sharing one child.
 
@@ -23,6 +24,7 @@ may execute loaded earlier, or a 403 saying why there is nothing.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import signal
@@ -33,7 +35,6 @@ from typing import Any
 from nbpipe.server import procs, views
 from nbpipe.server.discovery import canonical, check_relative, find_pipelines
 from nbpipe.server.errors import ApiError, BadRequest, Forbidden, NotFound
-from nbpipe.server.pipelines import Signature, _signature
 from nbpipe.server.task_index import INDEX_VERSION
 
 #: The longest path a client may name (characters).
@@ -71,7 +72,7 @@ class TaskMap:
         self.root = os.path.realpath(root)
         self.settings = settings
         self.environment = environment  # () -> the env of child processes (the build manager's)
-        self._cache: dict[str, tuple[Signature, TaskIndex]] = {}
+        self._cache: dict[str, tuple[Watched, TaskIndex]] = {}
         self._inflight: dict[str, asyncio.Future] = {}
         self._slots = asyncio.Semaphore(settings.concurrency)
 
@@ -176,8 +177,8 @@ class TaskMap:
     async def _index(self, pipeline: str, run_code: bool) -> TaskIndex:
         cached = self._cache.get(pipeline)
         if cached is not None:
-            signature, index = cached
-            if not run_code or await asyncio.to_thread(_signature, index.watch) == signature:
+            watched, index = cached
+            if not run_code or await asyncio.to_thread(watched.unchanged):
                 return index
         if not run_code:
             raise Forbidden(f"{pipeline} was not loaded yet")
@@ -188,7 +189,7 @@ class TaskMap:
         try:
             spec_path = os.path.join(self.root, *PurePosixPath(pipeline).parts)
             index = await self._load(spec_path)
-            self._cache[pipeline] = (await asyncio.to_thread(_signature, index.watch), index)
+            self._cache[pipeline] = (await asyncio.to_thread(Watched.of, index.watch), index)
             future.set_result(index)
             return index
         except BaseException as error:
@@ -254,3 +255,43 @@ class TaskMap:
                 error=f"{where}: {message}" if where else message, watch=[*spec_watch, *named]
             )
         return TaskIndex(tasks=result["tasks"], watch=result["watch"])
+
+
+@dataclass
+class Watched:
+    """The files an index depends on, by content: saving a notebook unchanged (JupyterLab's
+    save, an autosave) changes its mtime but must not cost a child process. A file whose size
+    and mtime are unchanged is taken as unchanged; another is read and compared by digest."""
+
+    stats: dict[str, tuple[int, int]]
+    digests: dict[str, str | None]
+
+    @classmethod
+    def of(cls, paths: list[str]) -> Watched:
+        return cls({path: _stat(path) for path in paths}, {path: _digest(path) for path in paths})
+
+    def unchanged(self) -> bool:
+        for path, stat in self.stats.items():
+            now = _stat(path)
+            if now == stat:
+                continue
+            if _digest(path) != self.digests[path]:
+                return False
+            self.stats[path] = now  # same bytes: the next check is a stat again
+        return True
+
+
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def _digest(path: str) -> str | None:
+    try:
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None

@@ -79,6 +79,14 @@ async def test_a_notebook_maps_to_its_task_with_absolute_upstream_paths(
     assert code == 200 and again == reply
     assert task_map._cache[pipeline][1] is before
 
+    # Saving a notebook unchanged (a new mtime, the same bytes) keeps the loaded index.
+    clean = jp_root_dir / "example" / "clean.py"
+    clean.write_bytes(clean.read_bytes())
+    os.utime(clean, ns=(clean.stat().st_atime_ns, clean.stat().st_mtime_ns + 10**9))
+    code, again = await tasks_of(jp_fetch, "example/clean.py")
+    assert code == 200 and again == reply
+    assert task_map._cache[pipeline][1] is before
+
     # Editing the notebook's parameters cell changes the answer (the cache watches sources).
     source = jp_root_dir / "example" / "by_region.py"
     source.write_text(

@@ -26,8 +26,8 @@ import { CommandIDs, IBuildTaskArgs, IPipelineController } from '../tokens';
 /** Widget factories that show notebooks (JupyterLab's, and jupytext's for percent scripts). */
 const NOTEBOOK_FACTORIES = ['Notebook', 'Jupytext Notebook'];
 
-/** The parameters of each open task notebook, for the "Load Task Parameters" command. */
-const parametersOf = new WeakMap<NotebookPanel, TaskParameters>();
+/** Each open task notebook's "Load task parameters" action, for the command. */
+const loaderOf = new WeakMap<NotebookPanel, () => Promise<void>>();
 
 export const notebookToolbarPlugin: JupyterFrontEndPlugin<void> = {
   id: 'jupyterlab-nbpipe:notebook-toolbar',
@@ -48,16 +48,16 @@ export const notebookToolbarPlugin: JupyterFrontEndPlugin<void> = {
     }
     const current = () => {
       const panel = tracker?.currentWidget;
-      return panel ? parametersOf.get(panel) : undefined;
+      return panel ? loaderOf.get(panel) : undefined;
     };
     app.commands.addCommand(CommandIDs.loadTaskParameters, {
       label: 'Load Task Parameters',
       caption:
         "Run the task's injected parameters (upstream, product, params) in the notebook's kernel, " +
         'as a build injects them; the file is not changed',
-      isEnabled: () => !!current()?.task,
+      isEnabled: () => !!current(),
       execute: async () => {
-        await current()?.load();
+        await current()?.();
       }
     });
     palette?.addItem({ command: CommandIDs.loadTaskParameters, category: 'Pipelines' });
@@ -87,7 +87,7 @@ class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
           t => t.role === 'source' && (t.injected_code !== null || t.injected_error !== null)
         );
         if (sources.length) {
-          this._taskItems(panel, sources, items);
+          this._taskItems(panel, context.path, sources, items);
         } else if (answer.tasks.length) {
           this._pipelineButton(panel, answer.tasks[0].pipeline, items);
         } else if (answer.errors.length) {
@@ -113,7 +113,12 @@ class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
   }
 
   /** The chip, "Load task parameters" and the "Build task" menu of a task's source. */
-  private _taskItems(panel: NotebookPanel, tasks: FileTask[], items: DisposableSet): void {
+  private _taskItems(
+    panel: NotebookPanel,
+    path: string,
+    tasks: FileTask[],
+    items: DisposableSet
+  ): void {
     const parameters = new TaskParameters(panel.sessionContext, panel.content);
     const menu = new Menu({ commands: this._commands });
     menu.addClass('jp-nbpipe-build-menu');
@@ -146,6 +151,17 @@ class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
       }
     });
     parameters.loaded.connect((_, loaded) => chip.setLoaded(loaded));
+    /** On demand, the parameters as the server renders them now (after the notebook's
+     * parameters cell or the spec was edited and saved), else as they were. */
+    const reload = async (): Promise<void> => {
+      const { pipeline, task } = chip.selected;
+      const answer = await this._controller.tasksOf(path).catch(() => null);
+      const fresh = answer?.tasks.find(t => t.pipeline === pipeline && t.task === task);
+      if (fresh) {
+        parameters.task = fresh;
+      }
+      await parameters.load();
+    };
     fillMenu(tasks[0]);
 
     const load = new ToolbarButton({
@@ -154,7 +170,7 @@ class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
         "Run this task's parameters (upstream, product, params) in the kernel, as a build " +
         'injects them (done when the kernel starts or restarts; the file is not changed)',
       className: 'jp-nbpipe-toolbar-load-parameters',
-      onClick: () => void parameters.load()
+      onClick: () => void reload()
     });
     const build: ToolbarButton = new ToolbarButton({
       icon: pipelineIcon,
@@ -169,14 +185,14 @@ class NotebookTaskToolbar implements DocumentRegistry.IWidgetExtension<
     panel.toolbar.insertItem(10, 'nbpipe-task', chip);
     panel.toolbar.insertItem(11, 'nbpipe-load-parameters', load);
     panel.toolbar.insertItem(12, 'nbpipe-build-task', build);
-    parametersOf.set(panel, parameters);
+    loaderOf.set(panel, reload);
     parameters.task = tasks[0];
     items.add(chip);
     items.add(load);
     items.add(build);
     items.add(menu);
     items.add(parameters);
-    items.add(new DisposableDelegate(() => parametersOf.delete(panel)));
+    items.add(new DisposableDelegate(() => loaderOf.delete(panel)));
   }
 
   /** "Build pipeline" on an executed notebook (a task's product). */
