@@ -4,9 +4,11 @@
  *
  *   - core (`jupyterlab-nbpipe:plugin`): the controller, its settings; provides IPipelineController;
  *   - panel: the panel in the left sidebar and "Show Pipelines Panel";
- *   - commands: "Build Pipeline", "Force-Build Pipeline", "Cancel Pipeline Build", in the palette;
+ *   - commands: "Build Pipeline", "Force-Build Pipeline", "Cancel Pipeline Build", in the palette,
+ *     and `nbpipe:build-task` (this task, or up to here; forced or not);
  *   - file-browser: "Build Pipeline" in the context menu of a `pipeline*.yaml` file;
- *   - notebook-toolbar: a button on notebooks that are a task's source or product.
+ *   - notebook-toolbar: on a task's notebook, its chip, its parameters in the kernel ("Load Task
+ *     Parameters") and the "Build task" menu; "Build pipeline" on a task's product.
  */
 import { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
@@ -17,6 +19,7 @@ import { notebookToolbarPlugin } from './plugins/notebookToolbar';
 import { panelPlugin } from './plugins/panel';
 
 export { IPipelineController, CommandIDs } from './tokens';
+export type { IBuildTaskArgs } from './tokens';
 
 const plugins: JupyterFrontEndPlugin<any>[] = [
   corePlugin,
