@@ -6,7 +6,14 @@
  */
 import ELK from 'elkjs/lib/elk.bundled.js';
 
-import { foldableGrids, graphOf, groupDisplay, groupSummary, GraphSpec } from '../src/graph/graph';
+import {
+  foldableGrids,
+  graphOf,
+  groupDisplay,
+  groupSummary,
+  GraphSpec,
+  nodeStateLine
+} from '../src/graph/graph';
 import { fitTransform, panBy, zoomAt } from '../src/graph/interaction';
 import { Box, fromElk, Layout, layoutGraph, layoutKey, toElk } from '../src/graph/layout';
 import {
@@ -120,6 +127,24 @@ describe('graphOf', () => {
       monthly_trend: 'aborted',
       report: 'aborted'
     });
+  });
+
+  it("names the cell a running notebook is in on its node, from the reducer's cell fields", () => {
+    const running = JSON.parse(JSON.stringify(FAILURE_SNAPSHOT)) as Build;
+    running.state = 'running';
+    running.outcome = null;
+    running.ended = null;
+    const clean = running.tasks.find(t => t.name === 'clean')!;
+    Object.assign(clean, { status: 'running', failure: null, ended: null, cell: 7, cells: 12 });
+    const node = graphOf(rows(shown(EXAMPLE, running)), new Set()).nodes.find(
+      n => n.id === 'clean'
+    )!;
+    expect(node.display).toBe('running');
+    expect(nodeStateLine(node)).toBe('cell 7/12');
+    const done = graphOf(rows(shown(EXAMPLE, FAILURE_SNAPSHOT)), new Set()).nodes.find(
+      n => n.id === 'make_raw_data'
+    )!;
+    expect(nodeStateLine(done)).toBe('skipped');
   });
 
   it("folds a grid's tasks into one node, its edges drawn once", () => {

@@ -7,7 +7,7 @@ import * as React from 'react';
 import { PanelState } from '../model';
 import type { IPanelActions } from '../panel';
 import { Products } from '../products';
-import { Display, failureView, formatDuration, taskElapsed } from '../view';
+import { cellProgress, Display, failureView, formatDuration, taskElapsed } from '../view';
 import { GraphNode, nodeStateLine } from './graph';
 
 /** What the node picked is: its state, its source, its products, its failure. */
@@ -36,6 +36,7 @@ export function Details(props: {
   const run = row.run;
   const elapsed = run ? formatDuration(taskElapsed(run, now, state.skew)) : '';
   const failure = run ? failureView(run) : null;
+  const cell = run ? cellProgress(run, now, state.skew) : null;
   return (
     <div className="jp-nbpipe-graph-details" role="group" aria-label={`Task ${row.name}`}>
       <div className="jp-nbpipe-graph-details-title">
@@ -55,6 +56,7 @@ export function Details(props: {
           {row.source}
         </button>
       )}
+      {cell && <div className="jp-nbpipe-task-cell">{cell}</div>}
       {failure ? (
         <div className="jp-nbpipe-graph-details-failure">{failure.summary}</div>
       ) : (

@@ -179,11 +179,20 @@ export function foldableGrids(rows: TaskRow[]): string[] {
   return [...size].filter(([, n]) => n > 1).map(([grid]) => grid);
 }
 
-/** A node's second line: the task's state (or status, outside the build shown), a group's counts. */
+/**
+ * A node's second line: the task's state (or status, outside the build shown), or for a running
+ * notebook the cell it is in (`cell 12/40`, from the reducer's cell fields; the node's colour says
+ * running); a group's counts.
+ */
 export function nodeStateLine(node: GraphNode): string {
   if (node.kind === 'group') {
     return groupSummary(node.members);
   }
   const row = node.members[0];
-  return row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
+  const label = row.display === 'idle' ? (row.status ?? '') : DISPLAY_LABEL[row.display];
+  const run = row.run;
+  if (run && run.status === 'running' && run.cell !== null && run.cell !== undefined) {
+    return `cell ${run.cell}/${run.cells}`;
+  }
+  return label;
 }
