@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import REPO, Lab
+from conftest import Lab
 from playwright.sync_api import Page, expect
 from test_panel import BUILD_TIMEOUT, TASKS, accept_kernel_dialog, open_lab, panel
 
@@ -25,7 +25,6 @@ EXAMPLE_EDGES = {
     ("monthly_trend", "report"),
 }
 GRID_SIZE = 200
-IMAGES = REPO / "docs" / "images"
 
 GRID_TASKS = """
 from pathlib import Path
@@ -141,7 +140,7 @@ def test_example_graph_follows_builds(page: Page, lab: Lab, shots: Path) -> None
     expect(node(page, "make_raw_data")).to_have_attribute("data-state", "done", timeout=60_000)
     expect_node_states(page, dict.fromkeys(TASKS, "done"))
     done_fill = fill_of(node(page, "report"))
-    panel(page).locator(".jp-nbpipe-graph").screenshot(path=str(IMAGES / "graph.png"))
+    panel(page).locator(".jp-nbpipe-graph").screenshot(path=str(shots / "graph.png"))
 
     # A click opens the task's source and shows its products below the graph.
     node(page, "by_region").click()
@@ -218,7 +217,7 @@ def test_example_graph_follows_builds(page: Page, lab: Lab, shots: Path) -> None
     expect(panel(page).locator(".jp-nbpipe-graph-details")).to_contain_text(
         "ValueError: broken on purpose by the UI test"
     )
-    panel(page).locator(".jp-nbpipe-graph").screenshot(path=str(IMAGES / "graph-failed.png"))
+    panel(page).locator(".jp-nbpipe-graph").screenshot(path=str(shots / "graph-failed.png"))
     page.screenshot(path=str(shots / "lab-graph-failed.png"))
 
     # The list stays, as a toggle; the choice comes back with the page.

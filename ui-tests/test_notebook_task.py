@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 import jupytext
-from conftest import REPO, TOKEN, Lab
+from conftest import TOKEN, Lab
 from playwright.sync_api import Page, expect
 from test_panel import accept_kernel_dialog
 
@@ -23,7 +23,6 @@ BUILD_TIMEOUT = 240_000  # ms: notebooks on two shared cores, kernels included
 #: The first GET tasks-of loads the pipeline in a child process (papermill imported): slow on a
 #: loaded machine.
 LOAD_TIMEOUT = 120_000
-IMAGES = REPO / "docs" / "images"
 
 
 def build_upstream(spec: Path) -> None:
@@ -95,8 +94,6 @@ def test_task_parameters_in_the_kernel_not_in_the_file(page: Page, lab: Lab, sho
     )
     toolbar = notebook(page).locator(".jp-NotebookPanel-toolbar")
     toolbar.screenshot(path=str(shots / "toolbar-chip.png"))
-    IMAGES.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shots / "toolbar-chip.png", IMAGES / "toolbar-chip.png")
 
     # A new cell reads the upstream product by the path the kernel was given.
     notebook(page).locator(".jp-Cell").last.click()
