@@ -79,9 +79,9 @@ class Parallel(Executor):
         try:
             if context.get_start_method() == "fork":
                 # forked workers share what this process imported: paid once, not per worker
-                from nbpipe.notebooks.imports import import_quickly
+                from nbpipe.notebooks.imports import prepare_before_fork
 
-                import_quickly(imports)
+                prepare_before_fork(imports)
             pool = ProcessPool(self.processes, context, imports, warm_up, progress)
             try:
                 yield pool

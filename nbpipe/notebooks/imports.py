@@ -43,3 +43,18 @@ def import_quickly(modules: Iterable[str]) -> None:
     with unused_imports_hidden():
         for module in modules:
             importlib.import_module(module)
+
+
+def prepare_before_fork(modules: Iterable[str]) -> None:
+    """In a process about to fork its workers: imports ``modules`` as ``import_quickly`` does,
+    and when they include nbconvert, builds the HTML exporter and renders a notebook with it
+    once (nbconvert's first HTML export in a process costs about a second: its filters' imports
+    and the compiling of its templates), so that every forked worker starts with it done."""
+    modules = tuple(modules)
+    import_quickly(modules)
+    if "nbconvert" in modules:
+        import nbformat
+
+        from nbpipe.notebooks.convert import export
+
+        export(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")]), ".html")
