@@ -282,3 +282,13 @@ def test_a_failing_dag_on_finish_hook_fails_the_build(workdir):
         dag.build()
     assert list(raised.value.failures) == ["(dag on_finish)"]
     assert raised.value.report.outcome.value == "failed"
+
+
+def test_importing_the_executors_leaves_dask_unimported():
+    """Serial and Parallel builds, and every worker, import nbpipe.executors: dask.distributed
+    (half a second of imports) is imported only when a Dask build opens its cluster."""
+    code = "import sys, nbpipe.executors; print(sorted(m for m in sys.modules if m.split('.')[0] in ('distributed', 'dask')))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -67,12 +67,6 @@ MISSING = (
 )
 
 
-try:
-    from distributed.diagnostics.plugin import WorkerPlugin
-except ImportError:  # without the dask extra: Dask() says how to install it
-    WorkerPlugin = object
-
-
 class DaskUnavailable(RuntimeError):
     """The Dask cluster cannot be reached or has no workers: nothing was started."""
 
@@ -262,6 +256,8 @@ class DaskPool:
         self.progress = progress
         self.topic = f"nbpipe-{uuid.uuid4().hex}"
         client.subscribe_topic(self.topic, self._on_topic)
+        from nbpipe.executors.dask_plugin import StopAbandonedJobs
+
         client.register_plugin(StopAbandonedJobs())
         self.project_dir = os.getcwd()
         # the building process's import path: workers append what they lack (the project's
@@ -342,7 +338,7 @@ class DaskPool:
         with contextlib.suppress(Exception):
             self.client.cancel(futures)
         with contextlib.suppress(Exception):
-            self.client.run(_stop_jobs, keys, STOP_GRACE, on_error="ignore")
+            self.client.run(stop_jobs, keys, STOP_GRACE, on_error="ignore")
 
     def close(self) -> None:
         with self._lock:
@@ -451,7 +447,7 @@ def _runner_of_this_thread() -> _Runner:
     return runner
 
 
-async def _stop_jobs(keys: list[str], grace: float) -> int:
+async def stop_jobs(keys: list[str], grace: float) -> int:
     """Stops the runners running any of ``keys`` on this worker: SIGTERM (papermill then stops
     its kernel), SIGKILL after ``grace`` seconds; then SIGKILL to whatever the runners had
     started and is still there (a kernel whose runner was killed before it could stop it, a
@@ -480,26 +476,6 @@ async def _stop_jobs(keys: list[str], grace: float) -> int:
     return len(runners)
 
 
-class StopAbandonedJobs(WorkerPlugin):
-    """On every worker: a running job whose Dask task the worker is told to drop (its client
-    cancelled it, or went away: the building process was killed) has its runner stopped, as a
-    cancel would, instead of running on to its end for nobody."""
-
-    name = "nbpipe-stop-abandoned-jobs"
-    idempotent = True  # registered by every build: once per worker is enough
-
-    def __init__(self):
-        self._stopping: set[asyncio.Task] = set()
-
-    def transition(self, key, start: str, finish: str, **kwargs: Any) -> None:
-        # a task dropped while it runs goes from "executing" to "released" (or "cancelled")
-        dropped = start == "executing" and finish in ("released", "cancelled")
-        if dropped and str(key).startswith("nbpipe-"):
-            stopping = asyncio.get_running_loop().create_task(_stop_jobs([key], STOP_GRACE))
-            self._stopping.add(stopping)
-            stopping.add_done_callback(self._stopping.discard)
-
-
 class _Runner:
     """A child process of the worker that runs one job at a time for one worker thread."""
 
@@ -509,7 +485,7 @@ class _Runner:
         code = f"from nbpipe.executors.dask import runner_main; runner_main({theirs.fileno()})"
         # A notebook's kernel is forked from a kernel template of the runner's, or started as
         # a new process, as the building process decided (the job's kernel key); a cancel stops
-        # the runner and everything below it (_stop_jobs).
+        # the runner and everything below it (stop_jobs).
         self.process = subprocess.Popen(
             [sys.executable, "-c", code],
             pass_fds=[theirs.fileno()],

@@ -102,6 +102,7 @@ def index(spec_path: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from nbpipe.cli.errors import describe_error, error_dict
+    from nbpipe.notebooks.imports import unused_imports_hidden
 
     arguments = sys.argv[1:] if argv is None else argv
     if len(arguments) != 1:
@@ -110,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     spec_path = os.path.abspath(arguments[0])
     os.chdir(os.path.dirname(os.path.abspath(spec_path)))
     try:
-        result = index(spec_path)
+        # papermill (the injected code's renderer) would import seconds of modules it never
+        # uses here, as in the processes that run notebooks.
+        with unused_imports_hidden():
+            result = index(spec_path)
         code = 0
     except Exception as error:  # sent to the server as data
         message, code = describe_error(error)
