@@ -92,8 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the build handles Ctrl-C, then closes us
     lifeline = _lifeline()
+    if shared:  # a SIGTERM, handled: its forks stop their kernels, its socket folder goes
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     if sys.platform.startswith("linux"):  # elsewhere: the request pipe's end (no thread here)
-        lifeline.die_with_parent(args.parent)
+        lifeline.die_with_parent(args.parent, signal.SIGTERM if shared else signal.SIGKILL)
     startup = _startup_variables(os.environ)
     entry = sys.path[0] if sys.path else None  # `-m` put our working directory first
     problem = _load(args.preload)
@@ -213,8 +215,13 @@ class SharedTemplate:
                     connection, _ = listener.accept()
                     self.handle(connection, listener, template_for)
         finally:
+            folder = os.path.dirname(listener.getsockname())
             listener.close()
             self.stop_children()
+            if os.path.basename(folder).startswith("nbpipe-template-"):
+                import shutil
+
+                shutil.rmtree(folder, ignore_errors=True)
 
     def handle(self, connection, listener, template_for) -> None:
         fd = connection.detach()
