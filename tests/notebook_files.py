@@ -38,13 +38,23 @@ def write_notebook(
 
 
 def processes_with_marker(marker: str) -> list[int]:
-    """Live processes (workers, kernels) whose environment carries ``marker``."""
+    """Live processes (workers, kernels) whose environment carries ``marker``; not multiprocessing's
+    resource tracker, a helper of the test process for its whole life (started by the first
+    spawn-method pool it makes, so with the marker when that pool was a build's)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and entry.name != str(os.getpid()):
             try:
-                if marker.encode() in (entry / "environ").read_bytes():
+                if marker.encode() in (entry / "environ").read_bytes() and not _resource_tracker(
+                    entry
+                ):
                     found.append(int(entry.name))
             except OSError:
                 continue
     return found
+
+
+def _resource_tracker(process: Path) -> bool:
+    command = (process / "cmdline").read_bytes()
+    parent = (process / "stat").read_text().rsplit(")", 1)[1].split()[1]
+    return b"multiprocessing.resource_tracker" in command and parent == str(os.getpid())

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 from engine_tasks import write_name
 from notebook_files import processes_with_marker, write_notebook
+from wait_helpers import wait_until
 
 from nbpipe import DAG
 from nbpipe.engine.events import TaskStatus
@@ -182,7 +182,7 @@ def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, 
 
     pids = {outputs_text(workdir / f"out/{i}.ipynb") for i in range(4)}
     assert len(pids) == 4, "every notebook ran in a kernel of its own"
-    deadline = time.time() + 10
-    while processes_with_marker(marker) and time.time() < deadline:
-        time.sleep(0.2)
-    assert processes_with_marker(marker) == []
+    wait_until(
+        lambda: not processes_with_marker(marker),
+        lambda: f"the build's kernels and workers to end (left: {processes_with_marker(marker)})",
+    )
