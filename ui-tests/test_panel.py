@@ -20,6 +20,9 @@ BUILD_TIMEOUT = 240_000  # ms: five notebooks on two cores, kernels included
 def open_lab(page: Page, lab: Lab) -> None:
     page.goto(f"{lab.url}/lab?reset&token={TOKEN}")
     page.locator("#jp-main-dock-panel").wait_for()
+    # JupyterLab opens its launcher once the reset layout is restored, and the launcher takes
+    # the keyboard focus: wait for it, or it may close a command palette opened before.
+    page.locator(".jp-Launcher").wait_for()
     tab = page.locator('.jp-SideBar .lm-TabBar-tab[data-id="nbpipe-panel"]')
     expect(tab).to_be_visible()
     tab.click()
