@@ -54,6 +54,7 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Iterator
 
 #: What a started ipykernel has imported (measured: a kernel that ran a cell has no module
 #: beyond these and their imports); importing them here is what makes a forked kernel cheap.
@@ -260,15 +261,8 @@ class SharedTemplate:
         self.children.add(pid)
 
     def reap(self) -> None:
-        while self.children:
-            try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            self.children.discard(pid)
+        for _ in exited_children(self.children):
+            pass
 
     def stop_children(self) -> None:
         """The templates still running stop their kernels and exit; they are waited for."""
@@ -354,15 +348,7 @@ class Template:
         return {"pid": pid}
 
     def reap(self) -> None:
-        while self.children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                self.children.clear()
-                return
-            if pid == 0:
-                return
-            self.children.discard(pid)
+        for pid, status in exited_children(self.children):
             self.folders.pop(pid, None)  # its manager removes it
             self.replies.send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
@@ -471,6 +457,21 @@ def _finish(code: int) -> None:
         with contextlib.suppress(BaseException):
             stream.flush()
     os._exit(code)
+
+
+def exited_children(children: set[int]) -> Iterator[tuple[int, int]]:
+    """Reaps, without waiting, the children of this process that have exited: yields each one's
+    pid and wait status and removes it from ``children`` (emptied when none is left at all)."""
+    while children:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            children.clear()
+            return
+        if pid == 0:
+            return
+        children.discard(pid)
+        yield pid, status
 
 
 if __name__ == "__main__":

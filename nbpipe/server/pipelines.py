@@ -13,9 +13,7 @@ how many run at once.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,45 +181,22 @@ class PipelineService:
         """``nbpipe status -e SPEC --json`` in a child process: the status, or a 422 with the
         spec error (the CLI exits 2 with ``{"error": {file, line, key, ...}}`` on stdout)."""
         async with self._slots:
-            # From the event loop's thread, as builds are: it dies with the server only.
-            process = await asyncio.create_subprocess_exec(
-                self.settings.python,
-                "-m",
-                "nbpipe",
-                "status",
-                "-e",
-                spec_path,
-                "--json",
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=os.path.dirname(spec_path),
-                env=self.builds.environment(),
-                start_new_session=True,
-                preexec_fn=procs.parent_death_signal(),
-            )
             try:
-                out, err = await asyncio.wait_for(process.communicate(), self.settings.timeout)
-            except asyncio.TimeoutError:
-                procs.signal_group(process.pid, procs.KILL)
-                await process.wait()
+                result, stderr_tail = await procs.json_from_child(
+                    [self.settings.python, "-m", "nbpipe", "status", "-e", spec_path, "--json"],
+                    cwd=os.path.dirname(spec_path),
+                    env=self.builds.environment(),
+                    timeout=self.settings.timeout,
+                )
+            except procs.ChildTimeout:
                 raise StatusTimeout(
                     f"loading the pipeline took longer than {self.settings.timeout:.0f} s "
                     "(NbpipeApp.status_timeout)"
                 ) from None
-            except asyncio.CancelledError:
-                procs.signal_group(process.pid, signal.SIGTERM)
-                raise
-        try:
-            result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
-            if not isinstance(result, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, IndexError):
-            tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
+        if result is None:
             raise Unprocessable(
-                "the pipeline could not be loaded: " + ("\n".join(tail) or "no output"),
-                error=None,
-            ) from None
+                "the pipeline could not be loaded: " + (stderr_tail or "no output"), error=None
+            )
         if result.get("v") != EVENT_SCHEMA_VERSION:
             raise ApiError(
                 f"nbpipe status wrote format version {result.get('v')!r}; this server reads "

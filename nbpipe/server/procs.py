@@ -17,8 +17,10 @@ discarded). The next server start still cleans up after a dead server (elsewhere
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import signal
 import sys
@@ -183,3 +185,45 @@ def parent_death_signal(signum: int = signal.SIGTERM) -> Callable[[], None] | No
             os.kill(os.getpid(), signum)
 
     return exit_with_parent
+
+
+class ChildTimeout(Exception):
+    """A child that should have answered did not within its time (it was killed)."""
+
+
+async def json_from_child(
+    command: list[str], cwd: str, env: dict[str, str], timeout: float
+) -> tuple[dict | None, str]:
+    """Runs ``command``, a child that prints one JSON object on the last line of its stdout
+    (``nbpipe status --json``, the task index), and returns that object (None when there is
+    none) and the last lines of its stderr, to say why.
+
+    The child runs in a session of its own started from the event loop's thread, so it dies with
+    the server (parent-death signal) and its whole group can be signalled: past ``timeout`` it is
+    killed and ``ChildTimeout`` raised; a cancelled request sends it SIGTERM.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *command,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+        env=env,
+        start_new_session=True,
+        preexec_fn=parent_death_signal(),
+    )
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except asyncio.TimeoutError:
+        signal_group(process.pid, KILL)
+        await process.wait()
+        raise ChildTimeout from None
+    except asyncio.CancelledError:
+        signal_group(process.pid, signal.SIGTERM)
+        raise
+    tail = "\n".join(err.decode("utf-8", "replace").strip().splitlines()[-5:])
+    try:
+        result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None, tail
+    return (result if isinstance(result, dict) else None), tail

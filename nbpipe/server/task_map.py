@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -202,40 +200,22 @@ class TaskMap:
     async def _load(self, spec_path: str) -> TaskIndex:
         """``python -m nbpipe.server.task_index SPEC`` in a child process."""
         async with self._slots:
-            process = await asyncio.create_subprocess_exec(
-                self.settings.python,
-                "-m",
-                "nbpipe.server.task_index",
-                spec_path,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                cwd=os.path.dirname(spec_path),
-                env=self.environment(),
-                start_new_session=True,
-                preexec_fn=procs.parent_death_signal(),
-            )
             try:
-                out, err = await asyncio.wait_for(process.communicate(), self.settings.timeout)
-            except asyncio.TimeoutError:
-                procs.signal_group(process.pid, procs.KILL)
-                await process.wait()
+                result, stderr_tail = await procs.json_from_child(
+                    [self.settings.python, "-m", "nbpipe.server.task_index", spec_path],
+                    cwd=os.path.dirname(spec_path),
+                    env=self.environment(),
+                    timeout=self.settings.timeout,
+                )
+            except procs.ChildTimeout:
                 raise IndexTimeout(
                     f"loading {Path(spec_path).name} took longer than "
                     f"{self.settings.timeout:.0f} s (NbpipeApp.status_timeout)"
                 ) from None
-            except asyncio.CancelledError:
-                procs.signal_group(process.pid, signal.SIGTERM)
-                raise
         spec_watch = [os.path.abspath(spec_path)]
-        try:
-            result = json.loads(out.decode("utf-8").strip().splitlines()[-1])
-            if not isinstance(result, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, IndexError):
-            tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
+        if result is None:
             return TaskIndex(
-                error="the pipeline could not be loaded: " + ("\n".join(tail) or "no output"),
+                error="the pipeline could not be loaded: " + (stderr_tail or "no output"),
                 watch=spec_watch,
             )
         if result.get("v") != INDEX_VERSION:
