@@ -23,6 +23,7 @@ from nbpipe.server import procs, views
 from nbpipe.server.builds import BuildManager
 from nbpipe.server.discovery import canonical, display, find_pipelines, resolve_pipeline
 from nbpipe.server.errors import ApiError, Forbidden, Unprocessable
+from nbpipe.server.single_flight import SingleFlight
 from nbpipe.server.store import StoreThread
 from nbpipe.spec.env import env_files_for
 
@@ -69,7 +70,7 @@ class PipelineService:
         self.builds = builds
         self.settings = settings
         self._cache: dict[str, tuple[Signature, Loaded]] = {}
-        self._inflight: dict[str, asyncio.Future] = {}
+        self._loading = SingleFlight()
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def resolve(self, relative: str):
@@ -160,22 +161,14 @@ class PipelineService:
             signature, loaded = cached
             if await asyncio.to_thread(_signature, loaded.watch) == signature:
                 return loaded
-        if relative in self._inflight:  # someone asked already: share the answer
-            return await asyncio.shield(self._inflight[relative])
-        future = asyncio.get_running_loop().create_future()
-        self._inflight[relative] = future
-        try:
+
+        async def load() -> Loaded:
             status = await self._run_status(spec_path)
             loaded = Loaded(status, _watched(spec_path, status["tasks"]))
             self._cache[relative] = (await asyncio.to_thread(_signature, loaded.watch), loaded)
-            future.set_result(loaded)
             return loaded
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when no one shared it
-            raise
-        finally:
-            del self._inflight[relative]
+
+        return await self._loading.run(relative, load)  # someone asked already: share it
 
     async def _run_status(self, spec_path: str) -> dict[str, Any]:
         """``nbpipe status -e SPEC --json`` in a child process: the status, or a 422 with the

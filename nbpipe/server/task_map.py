@@ -33,6 +33,7 @@ from typing import Any
 from nbpipe.server import procs, views
 from nbpipe.server.discovery import canonical, check_relative, find_pipelines
 from nbpipe.server.errors import ApiError, BadRequest, Forbidden, NotFound
+from nbpipe.server.single_flight import SingleFlight
 from nbpipe.server.task_index import INDEX_VERSION
 
 #: The longest path a client may name (characters).
@@ -71,7 +72,7 @@ class TaskMap:
         self.settings = settings
         self.environment = environment  # () -> the env of child processes (the build manager's)
         self._cache: dict[str, tuple[Watched, TaskIndex]] = {}
-        self._inflight: dict[str, asyncio.Future] = {}
+        self._loading = SingleFlight()
         self._slots = asyncio.Semaphore(settings.concurrency)
 
     async def tasks_of(self, relative: str, run_code: bool) -> dict[str, Any]:
@@ -180,22 +181,14 @@ class TaskMap:
                 return index
         if not run_code:
             raise Forbidden(f"{pipeline} was not loaded yet")
-        if pipeline in self._inflight:
-            return await asyncio.shield(self._inflight[pipeline])
-        future = asyncio.get_running_loop().create_future()
-        self._inflight[pipeline] = future
-        try:
+
+        async def load() -> TaskIndex:
             spec_path = os.path.join(self.root, *PurePosixPath(pipeline).parts)
             index = await self._load(spec_path)
             self._cache[pipeline] = (await asyncio.to_thread(Watched.of, index.watch), index)
-            future.set_result(index)
             return index
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when no one shared it
-            raise
-        finally:
-            del self._inflight[pipeline]
+
+        return await self._loading.run(pipeline, load)
 
     async def _load(self, spec_path: str) -> TaskIndex:
         """``python -m nbpipe.server.task_index SPEC`` in a child process."""
