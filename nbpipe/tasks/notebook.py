@@ -31,15 +31,18 @@ from nbpipe.notebooks.kernels import KernelKey, WarmUp
 from nbpipe.notebooks.source import (
     NotebookSource,
     kernel_language,
-    missing_parameters_cell,
     quiet_kernel_arguments,
 )
 from nbpipe.tasks.base import Task
+from nbpipe.tasks.source_checks import (
+    own_source_problems,
+    reserved_params_problems,
+    source_problems,
+)
 
 if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
 
-RESERVED_PARAMS = ("product", "upstream")
 STATIC_ANALYSIS = ("disabled", "regular", "strict", True, False)
 
 
@@ -272,15 +275,12 @@ class NotebookRunner(Task):
         """Render-time checks. A product format whose program (xelatex, pandoc) is missing is
         not one: the task fails alone when it is built (``make_job``), so it does not keep the
         other tasks from building."""
-        if self._text is None and not self.source.exists():
-            return [f"source notebook {self.source} does not exist"]
-        try:
-            notebook = self.notebook
-        except (OSError, ValueError) as error:
-            return [f"cannot read notebook {self._shown_source}: {error}"]
-        problems = []
-        if not notebook.has_parameters_cell():
-            problems.append(missing_parameters_cell(self._shown_source))
+        exists = self._text is not None or self.source.exists()
+        notebook, problems = source_problems(
+            "notebook", self.source, self._shown_source, exists, lambda: self.notebook
+        )
+        if notebook is None:
+            return problems
         if self.check_if_kernel_installed:
             try:
                 kernel_language(self.kernel_name)
@@ -304,14 +304,8 @@ class NotebookRunner(Task):
             if problem:
                 problems.append(f"product {file}: {problem}")
         source = None if self._text is not None else os.path.abspath(self.source)
-        problems += [
-            f"product {file} is the task's own source notebook; a build would overwrite it"
-            for file in self.files
-            if file.absolute() == source
-        ]
-        reserved = [key for key in self.params if key in RESERVED_PARAMS]
-        if reserved:
-            problems.append(f"params cannot be named {' or '.join(reserved)}: nbpipe injects those")
+        problems += own_source_problems("notebook", self.files, source)
+        problems += reserved_params_problems(self.params)
         return problems
 
     def kernel_key(self) -> KernelKey:

@@ -34,15 +34,18 @@ from nbpipe.notebooks.source import (
     INJECTED_TAG,
     PARAMETERS_TAG,
     NotebookSource,
-    missing_parameters_cell,
 )
 from nbpipe.tasks.base import Task
 from nbpipe.tasks.child import ProgramFailed, exit_description, run_program
+from nbpipe.tasks.source_checks import (
+    own_source_problems,
+    reserved_params_problems,
+    source_problems,
+)
 
 if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
 
-RESERVED_PARAMS = ("product", "upstream")
 INJECTED_NAME = "<injected parameters>"
 
 #: Runs in the child: dies with its parent, compiles every chunk, runs them in one namespace as
@@ -205,35 +208,24 @@ class ScriptRunner(Task):
         return self.notebook.digest()
 
     def problems(self) -> list[str]:
-        if not self.source.exists():
-            return [f"source script {self.source} does not exist"]
-        try:
-            notebook = self.notebook
-        except (OSError, ValueError) as error:
-            return [f"cannot read script {self.source}: {error}"]
-        problems = []
-        if not notebook.has_parameters_cell():
-            problems.append(missing_parameters_cell(self.source))
+        notebook, problems = source_problems(
+            "script", self.source, self.source, self.source.exists(), lambda: self.notebook
+        )
+        if notebook is None:
+            return problems
         language = notebook.language() or "python"
         if language.lower() != "python":
             problems.append(
                 f"{self.source} is in {language}; ScriptRunner runs Python scripts. Use a "
                 "NotebookRunner (with its kernel), or a ShellScript that runs the script"
             )
-        reserved = [key for key in self.params if key in RESERVED_PARAMS]
-        if reserved:
-            problems.append(f"params cannot be named {' or '.join(reserved)}: nbpipe injects those")
+        problems += reserved_params_problems(self.params)
         for key, value in self.params.items():
             try:
                 python_literal(value)
             except TypeError as error:
                 problems.append(f"params[{key!r}] cannot be injected into a script: {error}")
-        source = os.path.abspath(self.source)
-        problems += [
-            f"product {file} is the task's own source script; a build would overwrite it"
-            for file in self.files
-            if file.absolute() == source
-        ]
+        problems += own_source_problems("script", self.files, os.path.abspath(self.source))
         return problems
 
     def injected_code(self, product: Product | None = None) -> str:

@@ -28,11 +28,10 @@ from nbpipe.exceptions import DAGSpecError
 from nbpipe.tasks.base import Task
 from nbpipe.tasks.child import ProgramFailed, exit_description, run_program
 from nbpipe.tasks.script import upstream_paths
+from nbpipe.tasks.source_checks import own_source_problems, reserved_params_problems
 
 if TYPE_CHECKING:
     from nbpipe.engine.dag import DAG
-
-RESERVED_PARAMS = ("product", "upstream")
 
 
 @dataclass
@@ -158,16 +157,9 @@ class ShellScript(Task):
                 f"{self._where()} uses upstream[{missing[0]!r}], which is not an upstream task "
                 f"of {self.name!r}; its upstream tasks: {', '.join(self.upstream)}"
             )
-        reserved = [key for key in self.params if key in RESERVED_PARAMS]
-        if reserved:
-            problems.append(f"params cannot be named {' or '.join(reserved)}: nbpipe passes those")
+        problems += reserved_params_problems(self.params, how="passes")
         if self.source is not None:
-            source = os.path.abspath(self.source)
-            problems += [
-                f"product {file} is the task's own source script; a build would overwrite it"
-                for file in self.files
-                if file.absolute() == source
-            ]
+            problems += own_source_problems("script", self.files, os.path.abspath(self.source))
         return problems
 
     def render_code(self, product: Product) -> str:
