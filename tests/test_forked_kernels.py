@@ -32,7 +32,7 @@ TEMPLATE = "nbpipe.notebooks.template"
 
 #: Prints what tells kernels apart, then defines a variable the next notebook must not see.
 REPORT = """
-import json, os, random, sys
+import gc, json, os, random, sys
 preloaded = "numpy" in sys.modules
 import numpy
 with open(f"/proc/{os.getppid()}/cmdline", "rb") as f:
@@ -42,6 +42,7 @@ print(json.dumps({
     "jpy_parent_pid": os.environ.get("JPY_PARENT_PID"), "cwd": os.getcwd(),
     "leaked": "leaked" in globals(), "preloaded": preloaded,
     "random": random.random(), "numpy": float(numpy.random.rand()),
+    "gc": gc.isenabled(), "frozen": gc.get_freeze_count(),
 }))
 leaked = 1
 """
@@ -101,6 +102,8 @@ def test_every_notebook_gets_a_fresh_forked_kernel(workdir, marker, executor):
         assert r["jpy_parent_pid"] == str(r["ppid"]), "the kernel exits when its template does"
         assert r["cwd"] == str(workdir)
         assert r["preloaded"] and not r["leaked"]
+        assert r["gc"], "the kernel collects garbage as any process does"
+        assert r["frozen"] > 1000, "except what the template loaded, frozen before the fork"
     assert len({r["random"] for r in reports}) == 3, "random is reseeded in each kernel"
     assert len({r["numpy"] for r in reports}) == 3, "so is numpy's global generator"
     assert_nothing_left(marker)

@@ -12,6 +12,8 @@ one child, which becomes the kernel exactly as ``python -m ipykernel_launcher -f
 - the working directory and the environment the kernel manager asked for (with
   ``JPY_PARENT_PID`` the template's pid: ipykernel's parent poller ends the kernel when the
   template is gone), the signal handlers a fresh interpreter has;
+- the garbage collector as in any process, except that it leaves alone what the template had
+  loaded before the fork (``gc.freeze``: fewer pages copied, less to scan);
 - random generators reseeded: Python's ``random``, and numpy's global generator when it is
   loaded, so that two notebooks never draw the same numbers without a seed;
 - then ipykernel's own application, which reads the connection file; the child never returns
@@ -49,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import os
 import select
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     startup = _startup_variables(os.environ)
     entry = sys.path[0] if sys.path else None  # `-m` put our working directory first
     problem = _load(args.preload)
+    # What is loaded now lives as long as every kernel: out of the collector's sight, a kernel's
+    # collections neither scan it nor write to its pages (each write copies a page after fork).
+    # Measured: 0.3 of the 4.5 CPU-s of 16 trivial notebooks.
+    gc.freeze()
     if shared:
         SharedTemplate(args.listen, args.control, problem, lifeline).serve(
             lambda connection: Template(
