@@ -17,6 +17,27 @@ def hang_once(product, marker):
     time.sleep(600)
 
 
+def held(product, folder, name):
+    """Notes its start (``started-NAME`` in ``folder`` holds the pid of the runner running it),
+    then waits until the test creates ``release-NAME``, and writes its product."""
+    folder = Path(folder)
+    (folder / f"started-{name}").write_text(str(os.getpid()))
+    while not (folder / f"release-{name}").exists():
+        time.sleep(0.02)
+    Path(product).write_text(name)
+
+
+def held_then_stop(product, folder, name):
+    """``held``, then stops the build early instead of writing its product."""
+    from nbpipe.exceptions import DAGBuildEarlyStop
+
+    folder = Path(folder)
+    (folder / f"started-{name}").write_text(str(os.getpid()))
+    while not (folder / f"release-{name}").exists():
+        time.sleep(0.02)
+    raise DAGBuildEarlyStop(f"{name} had enough")
+
+
 def write_pid(product, upstream=None):
     Path(product).write_text(str(os.getpid()))
 

@@ -1,13 +1,17 @@
 """The Dask executor on the session's LocalCluster: what differs from the shared engine tests (which
 run under Dask too, see conftest.py): a worker that cannot see the project, an unreachable
-scheduler, a missing install, a dying job, and a cancel that reaches a job running on a worker."""
+scheduler, a missing install, a dying job, a cancel that reaches a job running on a worker, and
+jobs handed ahead (on a cluster of one worker thread): a task starts only when its job begins,
+and an early stop withdraws the jobs that have not begun."""
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
+from dask_tasks import held, held_then_stop, nbpipe_task_states
 from engine_tasks import concat, die, slow, write_name
 from wait_helpers import wait_for_marker, wait_until
 
@@ -160,3 +164,118 @@ def test_executors_on_this_machine_have_no_dashboard(workdir):
     dag = DAG(executor=Parallel(processes=1))
     PythonCallable(write_name, File("a.txt"), dag)
     assert dag.build().state.dashboard is None
+
+
+# -- jobs handed ahead --------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """A LocalCluster of one single-threaded worker: the loop hands it a second job while the
+    first runs, and that one waits on the worker."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None
+    )
+    client = distributed.Client(cluster)
+    try:
+        yield client
+    finally:
+        client.close()
+        cluster.close()
+
+
+def _waiting_on_the_worker(client) -> set[str]:
+    """The tasks whose jobs a worker holds, waiting for a thread."""
+    return {
+        key.split("-")[1]
+        for states in client.run(nbpipe_task_states).values()
+        for key, state in states.items()
+        if state == "ready"
+    }
+
+
+def _tasks_of(events, kind: str) -> list[str]:
+    return [event.task for event in events if event.kind == kind]
+
+
+def _assert_each_start_precedes_its_end(events) -> None:
+    ends = ("task_finished", "task_failed", "task_stopped_early")
+    for index, event in enumerate(events):
+        if event.kind in ends:
+            assert "task_started" in [e.kind for e in events[:index] if e.task == event.task], (
+                f"{event.task} ended without starting"
+            )
+
+
+def _build_in_thread(dag, events, reports) -> threading.Thread:
+    builder = threading.Thread(target=lambda: reports.append(dag.build(observers=[events.append])))
+    builder.start()
+    return builder
+
+
+def test_a_job_handed_ahead_starts_its_task_only_when_it_begins_on_the_worker(workdir, one_thread):
+    dag = DAG(executor=Dask(client=one_thread))
+    for name in ("a", "b"):
+        params = {"folder": str(workdir), "name": name}
+        PythonCallable(held, File(f"{name}.txt"), dag, name=name, params=params)
+    events, reports = [], []
+
+    def began() -> set[str]:
+        return {path.name.removeprefix("started-") for path in workdir.glob("started-*")}
+
+    builder = _build_in_thread(dag, events, reports)
+    try:
+        [first] = wait_until(began, "a job to begin on the worker")
+        second = ({"a", "b"} - {first}).pop()
+        wait_until(
+            lambda: second in _waiting_on_the_worker(one_thread),
+            f"{second}'s job to wait on the worker, handed ahead",
+        )
+        wait_until(lambda: first in _tasks_of(events, "task_started"), f"{first} to start")
+        assert _tasks_of(events, "task_started") == [first], "the waiting job has not started"
+        assert began() == {first}
+        (workdir / f"release-{first}").touch()
+        wait_until(lambda: second in began(), f"{second} to begin once {first} ended")
+        (workdir / f"release-{second}").touch()
+    finally:
+        for name in ("a", "b"):
+            (workdir / f"release-{name}").touch()
+        builder.join(timeout=300)
+    assert reports and {row.status for row in reports[0]} == {TaskStatus.EXECUTED}
+    assert _tasks_of(events, "task_started") == [first, second]
+    assert _tasks_of(events, "task_finished") == [first, second]
+    kinds = [(event.kind, event.task) for event in events if event.kind.startswith("task_")]
+    assert kinds.index(("task_started", second)) > kinds.index(("task_finished", first))
+    _assert_each_start_precedes_its_end(events)
+
+
+def test_an_early_stop_withdraws_a_job_handed_ahead(workdir, one_thread):
+    """The stopper runs on the only thread while the other job waits on the worker; the stop is
+    taken before the waiting job's start can be (the worker publishes that after the stopper's
+    outcome), so the waiting job is withdrawn, whether it had begun meanwhile or not: its task
+    is cancelled, never started, and nothing of it is left."""
+    dag = DAG(executor=Dask(client=one_thread))
+    folder = {"folder": str(workdir)}
+    PythonCallable(held_then_stop, File("a.txt"), dag, name="a", params={**folder, "name": "a"})
+    PythonCallable(held, File("b.txt"), dag, name="b", params={**folder, "name": "b"})
+    events, reports = [], []
+    builder = _build_in_thread(dag, events, reports)
+    try:
+        wait_for_marker(workdir / "started-a", "the stopper to begin")
+        wait_until(lambda: "b" in _waiting_on_the_worker(one_thread), "b to wait on the worker")
+        (workdir / "release-a").touch()
+    finally:
+        (workdir / "release-a").touch()
+        builder.join(timeout=300)
+    [report] = reports
+    assert report.stopped_early and report.stop_reason == "a had enough"
+    assert report["b"].status is TaskStatus.CANCELLED
+    [cancelled] = [event for event in events if event.kind == "task_cancelled"]
+    assert cancelled.task == "b" and "stopped early" in cancelled.reason
+    assert _tasks_of(events, "task_started") == ["a"]
+    _assert_each_start_precedes_its_end(events)
+    assert not Path("b.txt").exists() and not list(workdir.glob(".nbpipe-*"))
+    if (workdir / "started-b").exists():  # it had begun: its runner was stopped
+        pid = int((workdir / "started-b").read_text())
+        wait_until(lambda: not alive(pid), f"the runner {pid} of the withdrawn job to stop")

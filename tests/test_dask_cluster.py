@@ -1,7 +1,7 @@
 """The Dask executor against a real cluster: a ``dask scheduler`` and two ``dask worker`` processes
 on 127.0.0.1, started and stopped by a fixture. Builds the example pipeline through ``address=``
-(tasks run on both workers), survives a worker killed mid-build, and a cancelled build leaves no
-kernel on any worker."""
+(tasks run on both workers), survives a worker killed mid-build (a job waiting on it, handed
+ahead, too), and a cancelled build leaves no kernel on any worker."""
 
 from __future__ import annotations
 
@@ -315,3 +315,51 @@ def test_a_killed_build_process_leaves_no_job_running_on_the_workers(workdir, cl
     )
     assert not Path("sleeper.html").exists()
     assert len(cluster.workers()) == 2, "the workers stay up"
+
+
+@pytest.fixture(scope="module")
+def fragile_worker(tmp_path_factory):
+    """One single-threaded worker, on a scheduler that gives up on a task at the first death of
+    its worker (``allowed-failures`` 0): the jobs it holds end with ``KilledWorker`` at once."""
+    folder = tmp_path_factory.mktemp("dask-fragile")
+    cluster = Cluster(folder, ("fragile",))
+    cluster.env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
+    try:
+        cluster.start(folder)
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def test_a_job_lost_while_it_waited_on_a_worker_is_queued_again_unstarted(workdir, fragile_worker):
+    """The worker dies while one job runs and the other, handed ahead, waits on it: both come
+    back as lost workers. The running one's task is retried (started again); the waiting one's
+    task was never started, and simply runs later, starting once."""
+    cluster = fragile_worker
+    marker = workdir / "hanging"
+    dag = DAG(executor=Dask(address=cluster.address))
+    PythonCallable(hang_once, File("hung.txt"), dag, name="hung", params={"marker": str(marker)})
+    PythonCallable(write_pid, File("waiting.txt"), dag, name="waiting")
+    events, reports = [], []
+    builder = threading.Thread(target=lambda: reports.append(dag.build(observers=[events.append])))
+    builder.start()
+
+    def waiting_on_the_worker() -> set[str]:
+        [states] = cluster.client.run(nbpipe_task_states).values()
+        return {key.split("-")[1] for key, state in states.items() if state == "ready"}
+
+    try:
+        wait_for_marker(marker, "the hanging task to start on the worker")
+        wait_until(lambda: "waiting" in waiting_on_the_worker(), "the other job to wait there")
+        os.kill(int(marker.read_text()), signal.SIGKILL)  # the Dask worker
+    finally:
+        builder.join(timeout=600)
+    assert reports, "the build finished"
+    assert {row.status for row in reports[0]} == {TaskStatus.EXECUTED}
+    assert Path("hung.txt").read_text() == "second run" and Path("waiting.txt").exists()
+    started = [event.task for event in events if event.kind == "task_started"]
+    assert sorted(started) == ["hung", "hung", "waiting"]
+    kinds = [(event.kind, event.task) for event in events]
+    for name in ("hung", "waiting"):
+        assert kinds.index(("task_started", name)) < kinds.index(("task_finished", name))
+    cluster.wait_for_workers(1)  # the nanny restarted the killed worker

@@ -58,7 +58,7 @@ export interface TaskSkipped {
   products: string[];
 }
 /**
- * The task was handed to a worker (again, for a task retried after its worker died).
+ * The task's job began on a worker (one handed ahead may have waited there first); again for a task retried after its worker died.
  */
 export interface TaskStarted {
   event: 'task_started';

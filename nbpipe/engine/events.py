@@ -183,7 +183,8 @@ class TaskSkipped(TaskEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class TaskStarted(TaskEvent):
-    """The task was handed to a worker (again, for a task retried after its worker died)."""
+    """The task's job began on a worker (one handed ahead may have waited there first); again
+    for a task retried after its worker died."""
 
     kind: ClassVar[str] = "task_started"
 

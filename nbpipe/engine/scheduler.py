@@ -5,6 +5,16 @@ State is plain data, owned by this loop alone (workers only report back through 
     waiting[name]    upstream tasks of `name` that still have to finish
     ready            tasks whose upstream tasks are all done, in the order they became ready
     running          tasks handed to the pool, with their staged products
+    active           running tasks whose job has started (their progress is emitted)
+
+The loop keeps ``processes`` jobs running and, for an executor whose pool queues jobs
+(``queue_ahead``: Dask, one per worker thread), that many more handed ahead, so that a worker
+finds its next job already waiting instead of idling for a round trip through the loop. A task
+starts (``task_started``, then ``active``) when its job does: at once for Serial and Parallel,
+which run a job as they get it; when the pool reports it (``ProgressLine.started``) for a pool
+that queues. A job that ends unreported (it could not be prepared, or its worker was lost or it
+was cancelled while it waited) has its ``task_started`` emitted right before its end, unless it
+is retried; so every task's ``task_started`` comes before its end.
 
 When a task finishes, only its dependents are touched: each loses it from ``waiting`` and becomes
 ready when nothing is left. A failure walks its descendants once to abort them. So a build costs
@@ -19,7 +29,10 @@ at that moment fails with it; each is retried once, alone, on a fresh pool, so o
 fails.
 
 An early stop (``DAGBuildEarlyStop`` from a task or a task hook) lets running tasks finish, starts
-nothing more, and marks what never ran as cancelled. The loop blocks on the queue: no polling.
+nothing more, and marks what never ran as cancelled. Jobs handed ahead whose start the loop has
+not heard of when it takes the stop are withdrawn (``QueuingPool.withdraw``; one that began
+meanwhile is stopped, never taken), and their tasks cancelled at once, staged products discarded.
+The loop blocks on the queue: no polling.
 
 Every build emits exactly one ``build_finished``, whatever escapes (Ctrl-C at any moment, an
 error in the loop itself): running tasks are stopped, their staged products discarded, and what
@@ -39,7 +52,8 @@ import queue
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from nbpipe.engine.events import (
     BuildFinished,
@@ -72,11 +86,18 @@ from nbpipe.executors.channel import ProgressLine
 from nbpipe.executors.worker import Outcome, describe_error, run_job
 
 if TYPE_CHECKING:
-    from nbpipe.executors.base import Executor, Pool
+    from nbpipe.executors.base import Executor, Pool, QueuingPool
     from nbpipe.tasks.base import Task
 
 #: Runs the DAG's own hooks once the tasks are done; may turn the outcome into an early stop.
 FinishHook = Callable[[BuildOutcome, dict[str, TaskFailure]], tuple[BuildOutcome, str | None]]
+
+
+@dataclass(frozen=True)
+class _JobBegan:
+    """On the loop's queue: the pool reports that ``task``'s job began on a worker."""
+
+    task: str
 
 
 class Build:
@@ -104,6 +125,7 @@ class Build:
         self.settled: set[str] = set()  # tasks that reached a final state in this build
         self.running: dict[str, Product] = {}  # task -> its staged products
         self.active: set[str] = set()  # tasks started whose end the loop has not taken yet
+        self.futures: dict[str, Future] = {}  # running task -> its job's future
         self.tokens: dict[str, str] = {}  # task -> the token naming its staged products
         self.unstarted = Counter(type(self.tasks[name]) for name in to_run)
 
@@ -179,11 +201,15 @@ class Build:
         warm_up = next(
             (w for name in self.to_run if (w := self.tasks[name].worker_warm_up())), None
         )
-        done: queue.SimpleQueue = queue.SimpleQueue()  # finished jobs and progress reports
-        line = ProgressLine(handle=self._progress, send=done.put)
+        done: queue.SimpleQueue = queue.SimpleQueue()  # finished jobs, starts, progress reports
+        line = ProgressLine(
+            handle=self._progress,
+            send=done.put,
+            started=lambda task: done.put(_JobBegan(task)),
+        )
         with executor.pool(imports, warm_up, line) as pool:
             try:
-                self._loop(pool, executor.processes, done)
+                self._loop(pool, executor.processes, executor.queue_ahead, done)
             except BaseException:
                 self.active.clear()
                 pool.terminate()
@@ -192,7 +218,7 @@ class Build:
                 self.running.clear()
                 raise
 
-    def _loop(self, pool: Pool, processes: int, done: queue.SimpleQueue) -> None:
+    def _loop(self, pool: Pool, processes: int, queue_ahead: int, done: queue.SimpleQueue) -> None:
         waiting = {
             name: {u for u in self.tasks[name].upstream if u in self.to_run} for name in self.to_run
         }
@@ -203,20 +229,28 @@ class Build:
         ready = deque(name for name in self.to_run if not waiting[name])
         running = self.running
         retried: set[str] = set()
+        reported_starts = queue_ahead > 0  # the pool queues jobs, and says when each begins
         while ready or running:
-            while ready and self.stop_reason is None and len(running) < processes:
+            while ready and self.stop_reason is None and len(running) < processes + queue_ahead:
                 alone = ready[0] in retried
                 if (alone and running) or retried.intersection(running):
                     break  # a retried task runs alone, to tell a culprit from a victim
                 name = ready.popleft()
-                running[name] = self._start(self.tasks[name], pool, done)
+                running[name] = self._start(self.tasks[name], pool, done, not reported_starts)
             if not running:
                 break
             item = done.get()
             if isinstance(item, list):  # a batch of progress reports
                 self._progress(item)
                 continue
+            if isinstance(item, _JobBegan):
+                self._began(item.task)
+                continue
             name, future = item
+            if self.futures.get(name) is not future:
+                continue  # the end of a withdrawn job: its task is cancelled already
+            del self.futures[name]
+            started = name in self.active
             self.active.discard(name)
             if isinstance(future.exception(), WorkerLost) and name not in retried:
                 retried.add(name)  # maybe a sibling's crash took its worker down
@@ -224,6 +258,8 @@ class Build:
                 self.tasks[name].discard(running.pop(name))
                 ready.appendleft(name)
                 continue
+            if not started:  # it ended before its start was reported
+                self.stream.emit(TaskStarted(task=name))
             status = self._finish(self.tasks[name], future, running.pop(name))
             if status is TaskStatus.EXECUTED:
                 for child in dependents[name]:
@@ -232,14 +268,33 @@ class Build:
                         ready.append(child)
             elif status is TaskStatus.FAILED:
                 self._abort_downstream(name, dependents)
+            if self.stop_reason is not None:
+                self._withdraw(cast("QueuingPool", pool))
+
+    def _withdraw(self, pool: QueuingPool) -> None:
+        """An early stop: the jobs handed ahead that have not started (as far as the loop has
+        heard) are taken back and their tasks cancelled; a start reported later is ignored."""
+        waiting = [name for name in self.running if name not in self.active]
+        if not waiting:
+            return  # always so for a pool that does not queue: its jobs start when handed over
+        pool.withdraw([self.futures.pop(name) for name in waiting])
+        reason = f"the build stopped early: {self.stop_reason}"
+        for name in waiting:
+            self.tasks[name].discard(self.running.pop(name))
+            self.settled.add(name)
+            self.stream.emit(TaskCancelled(task=name, reason=reason))
 
     # -- one task -------------------------------------------------------------------------------
-    def _start(self, task: Task, pool: Pool, done: queue.SimpleQueue) -> Product | None:
-        """Hands the task's job to the pool. A job that cannot be prepared (its product folder
-        cannot be created, its job not built) fails this task alone, through the same queue."""
+    def _start(
+        self, task: Task, pool: Pool, done: queue.SimpleQueue, starts_now: bool
+    ) -> Product | None:
+        """Hands the task's job to the pool; ``starts_now``: the pool runs it at once (else the
+        task starts when the pool reports it, ``_began``). A job that cannot be prepared (its
+        product folder cannot be created, its job not built) fails this task alone, through the
+        same queue."""
         self.unstarted[type(task)] -= 1
-        self.active.add(task.name)
-        self.stream.emit(TaskStarted(task=task.name))
+        if starts_now:
+            self._started(task.name)
         staged = None
         try:
             task.prepare_folders()
@@ -256,8 +311,19 @@ class Build:
             if staged is not None:
                 task.discard(staged)
             raise
+        self.futures[task.name] = future
         future.add_done_callback(lambda f, name=task.name: done.put((name, f)))
         return staged
+
+    def _began(self, name: str) -> None:
+        """The pool reports that the task's job began: the task starts (a late report, of a job
+        withdrawn meanwhile, is ignored)."""
+        if name in self.running and name not in self.active:
+            self._started(name)
+
+    def _started(self, name: str) -> None:
+        self.active.add(name)
+        self.stream.emit(TaskStarted(task=name))
 
     def _progress(self, batch: list[TaskProgress]) -> None:
         """A running task's reports (``nbpipe.executors.channel``); one that comes after its

@@ -1,8 +1,11 @@
 """Executors decide *where* jobs run; the scheduler loop (``nbpipe.engine.scheduler``) is shared.
 
 An executor opens a pool with a ``concurrent.futures``-style ``submit`` and says how many jobs may
-run at once. Serial runs each job inline in the scheduling process; Parallel in worker processes.
-A job whose worker went away ends with :class:`WorkerLost`, whatever the executor.
+run at once (``processes``), and how many more the loop may hand it ahead (``queue_ahead``), so
+that a worker finds its next job already waiting instead of idling for a round trip to the loop.
+Serial runs each job inline in the scheduling process; Parallel in worker processes (neither
+queues ahead); Dask on a cluster, one job ahead per worker thread. A job whose worker went away
+ends with :class:`WorkerLost`, whatever the executor.
 """
 
 from __future__ import annotations
@@ -29,7 +32,16 @@ class Pool(Protocol):
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...
 
     def terminate(self) -> None:
-        """Stops running jobs now (Ctrl-C)."""
+        """Stops running jobs now (Ctrl-C), and drops those waiting in the pool."""
+
+
+class QueuingPool(Pool, Protocol):
+    """The pool of an executor with ``queue_ahead > 0``: it reports each job's start
+    (``ProgressLine.started``), and can take back jobs that were handed ahead."""
+
+    def withdraw(self, futures: Sequence[Future]) -> None:
+        """Takes back jobs handed ahead (an early stop): none of them runs from now on, and one
+        that had begun meanwhile is stopped, as ``terminate`` stops it, before this returns."""
 
 
 class Executor:
@@ -40,6 +52,13 @@ class Executor:
     @property
     def processes(self) -> int:
         raise NotImplementedError
+
+    @property
+    def queue_ahead(self) -> int:
+        """How many jobs beyond ``processes`` the loop may hand the pool in advance. Above 0, the
+        pool is a :class:`QueuingPool`: a job handed over may wait in it, so its task starts when
+        the pool says its job began on a worker."""
+        return 0
 
     @property
     def dashboard_link(self) -> str | None:

@@ -22,6 +22,11 @@ process; there the loop, and only the loop, emits the events::
 
 The loop emits an event only for a task that is running, so none ever follows the task's end.
 A sink that fails loses that report, never the task.
+
+The same line carries one more message, for executors whose pool queues jobs handed ahead
+(``Executor.queue_ahead``, Dask): ``line.started(task)``, sent when the task's job begins on a
+worker, before any of its progress. The loop starts such a task (``task_started``) then, not when
+it hands the job over.
 """
 
 from __future__ import annotations
@@ -46,11 +51,14 @@ class ProgressLine:
     """The loop's end of the channel, handed to ``Executor.pool``.
 
     ``handle`` handles a batch at once: only for a job the loop runs inline (inside its call to
-    ``submit``). ``send`` queues it for the loop, from any thread.
+    ``submit``). ``send`` queues it for the loop, from any thread. ``started`` queues the news
+    that a task's job began on a worker (its name), from any thread: only a pool that holds jobs
+    handed ahead sends it, before the job's first report and before its end.
     """
 
     handle: Sink
     send: Sink
+    started: Callable[[str], None]
 
 
 def report_progress(batch: Batch) -> None:

@@ -5,6 +5,16 @@ waits on the futures. Here a job becomes one Dask task (``client.submit``) whose
 to a ``concurrent.futures.Future``, Dask's lost-worker errors (``KilledWorker``, a closed
 connection) reported as the executors' neutral :class:`WorkerLost`.
 
+The loop hands this pool one job ahead per worker thread (``queue_ahead``): Dask sends it to a
+worker, where it waits behind the running one, so a worker thread goes from one job to the next
+at once instead of idling for the round trip (the job's end to the loop, the next
+``client.submit`` to the scheduler, then to a worker: 15-20 ms with Dask's batched messages). A
+job therefore reports its own start: the first thing it does on the worker is publish a start
+message on the build's topic, which the pool relays to the loop (``ProgressLine.started``); the
+task starts then. An early stop withdraws the jobs that have not reported a start
+(``withdraw``): their Dask tasks are cancelled, and one that began meanwhile is stopped as a
+cancel stops it (below); a job that finds itself withdrawn when it begins does not run.
+
 On the worker, each Dask worker thread hands its jobs to a *runner*: a child process of the worker
 (one per thread, reused from job to job) that changes to the build's working directory, runs the
 job (a function, or a notebook in a fresh kernel: so at most one kernel per worker thread) and
@@ -12,10 +22,10 @@ answers with the job's :class:`~nbpipe.executors.worker.Outcome`. The runner is 
 
 - a job that kills its process (``os._exit``, a segfault) takes only its runner down: the task
   ends with ``WorkerLost`` and the scheduler retries it once, alone, exactly as under Parallel;
-- a cancel (Ctrl-C, the server's cancel) cancels the queued futures and asks every worker to stop
-  the runners of this build's running jobs (SIGTERM, which unwinds papermill so that it stops its
-  kernel; SIGKILL after a grace period): notebooks and their kernels stop within seconds, and the
-  Dask workers themselves stay up;
+- a cancel (Ctrl-C, the server's cancel) cancels the queued futures (those handed ahead too) and
+  asks every worker to stop the runners of this build's running jobs (SIGTERM, which unwinds
+  papermill so that it stops its kernel; SIGKILL after a grace period): notebooks and their
+  kernels stop within seconds, and the Dask workers themselves stay up;
 - a Dask worker that dies (killed, out of memory) takes its runners with it (they die with their
   parent, ``lifeline``); Dask re-runs the task on another worker, and after
   ``distributed.scheduler.allowed-failures`` such deaths reports ``KilledWorker``: that task
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import pickle
 import signal
@@ -55,6 +66,8 @@ from typing import Any
 from nbpipe.executors.base import Executor, WorkerLost
 from nbpipe.executors.channel import ProgressLine
 from nbpipe.executors.worker import Outcome
+
+logger = logging.getLogger("nbpipe")
 
 #: The Dask resource that caps notebook kernels on workers that declare it.
 KERNEL = "KERNEL"
@@ -136,6 +149,11 @@ class Dask(Executor):
                 return max(1, sum(self._client.nthreads().values()))
         workers = self.n_workers or os.cpu_count() or 1
         return workers * self.threads_per_worker
+
+    @property
+    def queue_ahead(self) -> int:
+        """One job waiting per worker thread: each finds its next job on its worker."""
+        return self.processes
 
     @property
     def client(self):
@@ -245,11 +263,12 @@ class Dask(Executor):
 
 class DaskPool:
     """Submits jobs as Dask tasks; ``terminate`` cancels the queued ones and stops the running
-    ones on their workers. Jobs' progress reports and outcomes come back on a topic of this
-    pool's (``Worker.log_event``, ``Client.subscribe_topic``), in the order the job sent them:
-    the scheduler pushes them to this client as they come, which spares a round trip per task
-    (fetching the Dask task's result). The Dask future settles what the topic did not: a lost
-    worker, a cancel, a job that ended without publishing."""
+    ones on their workers, ``withdraw`` does the same for some. Jobs' starts, progress reports
+    and outcomes come back on a topic of this pool's (``Worker.log_event``,
+    ``Client.subscribe_topic``), in the order the job sent them: the scheduler pushes them to
+    this client as they come, which spares a round trip per task (fetching the Dask task's
+    result). The Dask future settles what the topic did not: a lost worker, a cancel, a job
+    that ended without publishing."""
 
     def __init__(self, client, progress: ProgressLine | None = None):
         self.client = client
@@ -296,10 +315,15 @@ class DaskPool:
         return outer
 
     def _on_topic(self, event: tuple[float, Any]) -> None:
-        """A message published by a job (on the client's event loop): its outcome, or one of
-        its progress reports."""
+        """A message published by a job (on the client's event loop): its start, its outcome,
+        or one of its progress reports."""
         message = event[1]
-        if isinstance(message, dict) and "outcome" in message:
+        if isinstance(message, dict) and "started" in message:
+            logger.debug("task %s began on the Dask worker %s", message["task"], message["worker"])
+            with self._lock:  # relayed while its future is pending: before its end, if at all
+                if message["started"] in self._outers and self.progress is not None:
+                    self.progress.started(message["task"])
+        elif isinstance(message, dict) and "outcome" in message:
             with self._lock:
                 outer = self._outers.pop(message.get("key"), None)
             if outer is not None:
@@ -332,6 +356,22 @@ class DaskPool:
         """Cancels queued jobs and stops running ones (and their kernels) on the workers."""
         with self._lock:
             futures = list(self._futures.values())
+        self._stop(futures)
+
+    def withdraw(self, futures: Sequence[Future]) -> None:
+        """Takes back jobs handed ahead (``QueuingPool``): their Dask tasks are cancelled, and
+        a job that began meanwhile is stopped, as ``terminate`` stops it, before this returns.
+        Each future still settles (the loop ignores it)."""
+        wanted = set(futures)
+        with self._lock:
+            keys = [key for key, outer in self._outers.items() if outer in wanted]
+            inners = [self._futures[key] for key in keys if key in self._futures]
+        self._stop(inners)
+
+    def _stop(self, futures: list) -> None:
+        """Cancels these Dask tasks; then each worker stops the runner of any that runs, and
+        notes the others as withdrawn, so that one whose thread was just starting never runs
+        (``stop_jobs``)."""
         if not futures:
             return
         keys = [future.key for future in futures]
@@ -380,39 +420,54 @@ def _as_worker_lost(error: BaseException | None) -> BaseException:
 _runners: dict[int, _Runner] = {}  # worker thread -> its runner
 _running: dict[str, _Runner] = {}  # Dask key -> the runner running it
 _executed: deque[str] = deque(maxlen=10_000)  # keys of jobs this worker ran, oldest first
+_withdrawn: dict[str, None] = {}  # keys stopped before their job began here, oldest first
+_WITHDRAWN_KEPT = 10_000
 _state_lock = threading.Lock()
 
 
 def _run_on_worker(
     task: str, payload: bytes, project_dir: str, sys_path: list[str], topic: str | None = None
 ) -> Outcome:
-    """The Dask task: hands the job to this thread's runner and returns its outcome; the job's
-    progress reports, then its outcome, are published on ``topic`` too (the building process
-    learns the outcome from there, a round trip sooner than from the Dask task's result)."""
+    """The Dask task: hands the job to this thread's runner and returns its outcome. On
+    ``topic`` it publishes its start first (the job may have waited on this worker: its task
+    starts now), then the job's progress reports, then its outcome (the building process learns
+    the outcome from there, a round trip sooner than from the Dask task's result). A job
+    withdrawn or cancelled before it got here does not run."""
     from distributed.worker import get_worker, thread_state
 
-    key = getattr(thread_state, "key", None) or f"unknown-{uuid.uuid4().hex}"
-    if not os.path.isdir(project_dir):
-        where = f"{get_worker().address} on host {socket.gethostname()}"
-        now = time.time()
-        from nbpipe.engine.events import TaskFailure
+    from nbpipe.engine.events import TaskFailure
 
-        message = (
-            f"the Dask worker {where} cannot see the project directory {project_dir}: "
-            "workers must share the building machine's filesystem, at the same path "
-            "(products are written by the workers)"
-        )
-        failure = TaskFailure(task=task, type="ProjectNotVisible", message=message)
-        return Outcome(task, "failed", now, now, failure=failure)
-    runner = _runner_of_this_thread()
-    with _state_lock:
-        _running[key] = runner
+    key = getattr(thread_state, "key", None) or f"unknown-{uuid.uuid4().hex}"
     worker = get_worker()
+    runner = _runner_of_this_thread()
+    with _state_lock:  # against stop_jobs: either it finds this job running, or it never runs
+        withdrawn = key in _withdrawn
+        if withdrawn:
+            del _withdrawn[key]
+        else:
+            _running[key] = runner
+    if withdrawn:
+        now = time.time()
+        failure = TaskFailure(task=task, type="Withdrawn", message="withdrawn before it began")
+        return Outcome(task, "failed", now, now, failure=failure)
 
     def publish(batch) -> None:
         worker.log_event(topic, [event.to_dict() for event in batch])
 
     try:
+        if topic:
+            with contextlib.suppress(Exception):  # unpublished: the task starts at its end
+                worker.log_event(topic, {"started": key, "task": task, "worker": worker.address})
+        if not os.path.isdir(project_dir):
+            where = f"{worker.address} on host {socket.gethostname()}"
+            now = time.time()
+            message = (
+                f"the Dask worker {where} cannot see the project directory {project_dir}: "
+                "workers must share the building machine's filesystem, at the same path "
+                "(products are written by the workers)"
+            )
+            failure = TaskFailure(task=task, type="ProjectNotVisible", message=message)
+            return Outcome(task, "failed", now, now, failure=failure)
         outcome = runner.run(task, payload, project_dir, sys_path, publish if topic else None)
     finally:
         with _state_lock:
@@ -451,13 +506,18 @@ async def stop_jobs(keys: list[str], grace: float) -> int:
     """Stops the runners running any of ``keys`` on this worker: SIGTERM (papermill then stops
     its kernel), SIGKILL after ``grace`` seconds; then SIGKILL to whatever the runners had
     started and is still there (a kernel whose runner was killed before it could stop it, a
-    kernel template). Returns how many runners were stopped."""
+    kernel template). The other keys are noted as withdrawn: a job among them whose Dask task
+    starts here after all (its thread was starting) does not run. Returns how many runners
+    were stopped."""
     import psutil
 
     with _state_lock:
         runners = [_running[key] for key in keys if key in _running]
         for runner in runners:
             _runners.pop(runner.thread, None)  # the thread starts a fresh runner next time
+        _withdrawn.update((key, None) for key in keys if key not in _running)
+        for old in list(_withdrawn)[: max(0, len(_withdrawn) - _WITHDRAWN_KEPT)]:
+            del _withdrawn[old]
     below: list[psutil.Process] = []
     for runner in runners:
         with contextlib.suppress(psutil.Error):
