@@ -2,7 +2,9 @@
 
 ``ScriptedPool`` runs each submitted job when the script reaches its task, in a thread of its
 own (the loop blocks on its queue meanwhile), so the order in which tasks end, and which worker
-is "lost", is exactly the script's, whatever the machine's timing.
+is "lost", is exactly the script's, whatever the machine's timing. A pool that queues jobs
+handed ahead (``queue_ahead``) is scripted too: a ``(name, "begin")`` step reports that the
+task's job began, as Dask's pool does.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
-from engine_tasks import concat, write_name
+from engine_tasks import concat, early_stop_root, write_name
 
 from nbpipe import DAG
 from nbpipe.engine.events import Event, TaskStarted
@@ -24,14 +27,19 @@ from nbpipe.tasks import PythonCallable
 
 
 class ScriptedPool:
-    """Ends jobs in ``script`` order: each step is a task name, or ``(name, "lost")`` for a job
-    whose worker dies. A step waits until its task has been submitted."""
+    """Ends jobs in ``script`` order: each step is a task name, ``(name, "lost")`` for a job
+    whose worker dies, ``(name, "begin")`` to report that its job began (through ``line``, the
+    loop's end of the progress channel), or ``(name, "handed")`` only to wait for its job. A
+    step waits until its task has been submitted.
+    ``withdraw`` settles the jobs it takes back as a cancel would."""
 
     def __init__(self, script: list[str | tuple[str, str]]):
         self.script = [step if isinstance(step, tuple) else (step, "ok") for step in script]
         self.submitted: dict[str, tuple] = {}
         self.running: set[str] = set()
         self.most_running = 0
+        self.withdrawn: list[str] = []
+        self.line = None
         self._changed = threading.Condition()
         self._thread = threading.Thread(target=self._play, daemon=True)
         self._thread.start()
@@ -49,6 +57,10 @@ class ScriptedPool:
         for name, how in self.script:
             with self._changed:
                 self._changed.wait_for(lambda name=name: name in self.submitted, timeout=30)
+                if how == "begin":
+                    self.line.started(name)
+                if how in ("begin", "handed"):
+                    continue
                 fn, job, future = self.submitted.pop(name)
                 self.running.discard(name)
             if how == "lost":
@@ -59,18 +71,33 @@ class ScriptedPool:
     def terminate(self) -> None:
         pass
 
+    def withdraw(self, futures) -> None:
+        with self._changed:
+            for name, (_, _, future) in list(self.submitted.items()):
+                if future in futures:
+                    del self.submitted[name]
+                    self.running.discard(name)
+                    self.withdrawn.append(name)
+                    future.set_exception(WorkerLost("withdrawn"))
+
 
 class ScriptedExecutor(Executor):
-    def __init__(self, processes: int, script: list):
+    def __init__(self, processes: int, script: list, queue_ahead: int = 0):
         self._processes = processes
+        self._queue_ahead = queue_ahead
         self.scripted = ScriptedPool(script)
 
     @property
     def processes(self) -> int:
         return self._processes
 
+    @property
+    def queue_ahead(self) -> int:
+        return self._queue_ahead
+
     @contextmanager
     def pool(self, imports=(), warm_up=None, progress=None):
+        self.scripted.line = progress
         yield self.scripted
 
 
@@ -129,3 +156,72 @@ def test_a_victim_of_a_lost_worker_builds_on_its_retry(workdir):
 
     assert report.outcome.value == "success"
     assert [row.status.value for row in report] == ["executed"] * 4
+
+
+# -- a pool that queues jobs handed ahead ---------------------------------------------------------
+
+
+def _three(executor: Executor, first=write_name) -> DAG:
+    """Three independent tasks: a, b, c."""
+    dag = DAG(executor=executor)
+    PythonCallable(first, File("a.txt"), dag, name="a")
+    PythonCallable(write_name, File("b.txt"), dag, name="b")
+    PythonCallable(write_name, File("c.txt"), dag, name="c")
+    return dag
+
+
+def _timeline(events: list[Event]) -> list[tuple[str, str]]:
+    return [(event.kind, event.task) for event in events if event.kind.startswith("task_")]
+
+
+def test_a_job_handed_ahead_starts_its_task_when_the_pool_says_it_began(workdir):
+    script = [("a", "begin"), ("b", "handed"), "a", ("b", "begin"), "b", ("c", "begin"), "c"]
+    executor = ScriptedExecutor(1, script, queue_ahead=1)
+    events: list[Event] = []
+
+    _three(executor).build(observers=[events.append])
+
+    assert executor.scripted.most_running == 2, "one job runs, one waits in the pool"
+    kinds = [kind for kind, _ in _timeline(events) if kind != "task_queued"]
+    assert kinds == ["task_started", "task_finished"] * 3
+    assert _started(events) == ["a", "b", "c"]
+
+
+def test_a_job_that_ends_unreported_starts_its_task_right_before_its_end(workdir):
+    executor = ScriptedExecutor(1, ["b", ("a", "begin"), "a", "c"], queue_ahead=1)
+    events: list[Event] = []
+
+    _three(executor).build(observers=[events.append])
+
+    timeline = [step for step in _timeline(events) if step[0] != "task_queued"]
+    assert timeline[:2] == [("task_started", "b"), ("task_finished", "b")]
+    assert timeline[2:4] == [("task_started", "a"), ("task_finished", "a")]
+
+
+def test_a_job_lost_while_it_waited_is_queued_again_and_starts_once(workdir):
+    script = [("a", "begin"), ("b", "lost"), "a", ("b", "begin"), "b", ("c", "begin"), "c"]
+    executor = ScriptedExecutor(1, script, queue_ahead=1)
+    events: list[Event] = []
+
+    report = _three(executor).build(observers=[events.append])
+
+    assert report.outcome.value == "success"
+    assert _started(events) == ["a", "b", "c"]
+    timeline = _timeline(events)
+    assert timeline.index(("task_started", "b")) > timeline.index(("task_finished", "a"))
+
+
+def test_an_early_stop_withdraws_the_jobs_handed_ahead_that_have_not_begun(workdir):
+    executor = ScriptedExecutor(2, [("a", "begin"), ("b", "begin"), "a", "b"], queue_ahead=2)
+    dag = _three(executor, first=early_stop_root)
+    PythonCallable(write_name, File("d.txt"), dag, name="d")
+    events: list[Event] = []
+
+    report = dag.build(observers=[events.append])
+
+    assert report.stopped_early
+    assert executor.scripted.withdrawn == ["c", "d"]
+    assert report["b"].status.value == "executed", "a running task finishes"
+    assert {report[name].status.value for name in ("c", "d")} == {"cancelled"}
+    assert _started(events) == ["a", "b"]
+    assert not Path("c.txt").exists() and not list(Path().glob(".nbpipe-*"))

@@ -69,6 +69,8 @@ def test_a_product_folder_that_cannot_be_made_fails_its_task_alone(workdir, exec
     assert [event.outcome.value for event in recorder.finished()] == ["failed"]
     assert Path("out/second.txt").read_text() == "x+" and Path("out/other.txt").exists()
     assert recorder.status("blocked") == "task_failed"
+    blocked = [event.kind for event in recorder.events if event.task == "blocked"]
+    assert blocked == ["task_queued", "task_started", "task_failed"], "started, even unreported"
     assert Path("blocked").read_text() == "a file where a folder should be"
     assert _staged(workdir) == []
 
