@@ -19,6 +19,7 @@ from engine_tasks import concat, early_stop_root, write_name
 
 from nbpipe import DAG
 from nbpipe.engine.events import Event, TaskStarted
+from nbpipe.engine.warm_budget import WarmBudget
 from nbpipe.exceptions import DAGBuildError
 from nbpipe.executors import Executor
 from nbpipe.executors.base import WorkerLost
@@ -225,3 +226,29 @@ def test_an_early_stop_withdraws_the_jobs_handed_ahead_that_have_not_begun(workd
     assert {report[name].status.value for name in ("c", "d")} == {"cancelled"}
     assert _started(events) == ["a", "b"]
     assert not Path("c.txt").exists() and not list(Path().glob(".nbpipe-*"))
+
+
+def test_warm_kernels_are_promised_only_to_notebooks_that_will_take_them():
+    """16 notebooks on 2 workers: the first two jobs land on workers holding no warm kernel,
+    each later one takes the kernel warmed on its worker; the last two warm none. So 16 kernels
+    start (2 cold, 14 warmed) for 16 notebooks; warming "while any is left" started 17."""
+    budget = WarmBudget(["notebook"] * 16 + ["function"] * 3, workers=2)
+
+    warms = [budget.handing_over("notebook") for _ in range(16)]
+
+    assert warms == [True] * 14 + [False] * 2
+    # another kind counts apart: of 3 on 2 workers, only the first warms one (for the third)
+    assert [budget.handing_over("function") for _ in range(3)] == [True, False, False]
+
+
+def test_no_kernel_is_warmed_for_a_notebook_an_idle_worker_takes():
+    budget = WarmBudget(["notebook"] * 2, workers=2)
+    assert [budget.handing_over("notebook") for _ in range(2)] == [False, False]
+
+
+def test_a_requeued_task_waits_to_be_handed_over_again():
+    budget = WarmBudget(["notebook"], workers=1)
+    assert budget.handing_over("notebook") is False  # nothing else waits
+    budget.requeued("notebook")  # its worker was lost: it will be handed over again
+    budget.requeued("notebook")
+    assert budget.handing_over("notebook") is True  # another copy still waits

@@ -16,6 +16,9 @@ that queues. A job that ends unreported (it could not be prepared, or its worker
 was cancelled while it waited) has its ``task_started`` emitted right before its end, unless it
 is retried; so every task's ``task_started`` comes before its end.
 
+A job handed over may warm the kernel of a later notebook while it runs; ``WarmBudget`` says which
+(no more warm kernels than notebooks left to take them).
+
 When a task finishes, only its dependents are touched: each loses it from ``waiting`` and becomes
 ready when nothing is left. A failure walks its descendants once to abort them. So a build costs
 O(tasks + edges), whatever the shape of the DAG.
@@ -49,7 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -80,6 +83,7 @@ from nbpipe.engine.products import (
     staged_product,
     sweep_dead_builds,
 )
+from nbpipe.engine.warm_budget import WarmBudget
 from nbpipe.exceptions import DAGBuildEarlyStop
 from nbpipe.executors.base import WorkerLost
 from nbpipe.executors.channel import ProgressLine
@@ -127,7 +131,6 @@ class Build:
         self.active: set[str] = set()  # tasks started whose end the loop has not taken yet
         self.futures: dict[str, Future] = {}  # running task -> its job's future
         self.tokens: dict[str, str] = {}  # task -> the token naming its staged products
-        self.unstarted = Counter(type(self.tasks[name]) for name in to_run)
 
     # -- the build ------------------------------------------------------------------------------
     def run(self, executor: Executor) -> BuildOutcome:
@@ -227,6 +230,7 @@ class Build:
             for parent in upstream:
                 dependents[parent].append(name)
         ready = deque(name for name in self.to_run if not waiting[name])
+        warm = WarmBudget((type(self.tasks[name]) for name in self.to_run), processes)
         running = self.running
         retried: set[str] = set()
         reported_starts = queue_ahead > 0  # the pool queues jobs, and says when each begins
@@ -236,7 +240,9 @@ class Build:
                 if (alone and running) or retried.intersection(running):
                     break  # a retried task runs alone, to tell a culprit from a victim
                 name = ready.popleft()
-                running[name] = self._start(self.tasks[name], pool, done, not reported_starts)
+                task = self.tasks[name]
+                more_to_come = warm.handing_over(type(task))
+                running[name] = self._start(task, pool, done, not reported_starts, more_to_come)
             if not running:
                 break
             item = done.get()
@@ -254,7 +260,7 @@ class Build:
             self.active.discard(name)
             if isinstance(future.exception(), WorkerLost) and name not in retried:
                 retried.add(name)  # maybe a sibling's crash took its worker down
-                self.unstarted[type(self.tasks[name])] += 1
+                warm.requeued(type(self.tasks[name]))
                 self.tasks[name].discard(running.pop(name))
                 ready.appendleft(name)
                 continue
@@ -286,13 +292,17 @@ class Build:
 
     # -- one task -------------------------------------------------------------------------------
     def _start(
-        self, task: Task, pool: Pool, done: queue.SimpleQueue, starts_now: bool
+        self,
+        task: Task,
+        pool: Pool,
+        done: queue.SimpleQueue,
+        starts_now: bool,
+        more_to_come: bool,
     ) -> Product | None:
         """Hands the task's job to the pool; ``starts_now``: the pool runs it at once (else the
-        task starts when the pool reports it, ``_began``). A job that cannot be prepared (its
-        product folder cannot be created, its job not built) fails this task alone, through the
-        same queue."""
-        self.unstarted[type(task)] -= 1
+        task starts when the pool reports it, ``_began``); ``more_to_come``: the job warms the
+        next kernel (``WarmBudget``). A job that cannot be prepared (its product folder cannot be
+        created, its job not built) fails this task alone, through the same queue."""
         if starts_now:
             self._started(task.name)
         staged = None
@@ -300,7 +310,7 @@ class Build:
             task.prepare_folders()
             self.tokens[task.name] = token = new_token()
             staged = staged_product(task.product, token)
-            job = task.make_job(staged, more_to_come=self.unstarted[type(task)] > 0)
+            job = task.make_job(staged, more_to_come=more_to_come)
             future = pool.submit(run_job, job)
         except Exception as error:
             future = Future()

@@ -1,0 +1,50 @@
+"""How many kernels the build's workers should start ahead of their next notebook.
+
+A worker that runs a notebook while more notebooks wait starts the next one's kernel during the
+current one (``nbpipe.notebooks.kernels.warm_kernel``): the next task then finds its kernel
+ready. Each such *warm* kernel is worth having only if a notebook comes to take it; one that
+none takes is started, then shut down when the pool closes: CPU spent for nothing, at the very
+end of the build, beside its last notebooks.
+
+So the loop keeps count, per kind of task. The first ``workers`` jobs land on workers holding no
+warm kernel; each later one lands on a worker that has just finished a job, and takes the kernel
+promised there. A job is told to warm one (``more_to_come``) only while more tasks of its kind
+are still to be handed over than warm kernels already promised plus idle workers that will take
+one cold. Examples, on 2 workers: 2 notebooks start 2 kernels (warming "while any is left" started
+3); 16 notebooks: the first 14 jobs warm one each, the last two take the kernels of the 13th and
+14th: 16 kernels (not 17). Which worker takes which job is the pool's choice, though: a job that
+lands on a worker other than the one holding its kernel starts cold, and that kernel goes unused.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Hashable, Iterable
+
+
+class WarmBudget:
+    """``handing_over(kind)`` at each job handed to the pool says whether that job should warm
+    the next kernel; ``requeued(kind)`` gives back a task that will be handed over again (its
+    worker was lost)."""
+
+    def __init__(self, kinds: Iterable[Hashable], workers: int):
+        self.unstarted = Counter(kinds)  # tasks of each kind not handed over yet
+        self.workers = workers
+        self.handed: Counter = Counter()
+        self.promised: Counter = Counter()  # warm kernels promised and not taken yet
+
+    def handing_over(self, kind: Hashable) -> bool:
+        """One more task of ``kind`` goes to the pool: True when its job should warm a kernel
+        for a later one."""
+        self.unstarted[kind] -= 1
+        if self.handed[kind] >= self.workers and self.promised[kind] > 0:
+            self.promised[kind] -= 1  # it lands where the kernel warmed for it waits
+        self.handed[kind] += 1
+        idle_workers = max(0, self.workers - self.handed[kind])  # they will start cold
+        warm = self.unstarted[kind] > self.promised[kind] + idle_workers
+        if warm:
+            self.promised[kind] += 1
+        return warm
+
+    def requeued(self, kind: Hashable) -> None:
+        self.unstarted[kind] += 1
