@@ -1,26 +1,22 @@
-"""Finding installed kernelspecs without importing IPython.
+"""jupyter_client's kernelspec manager, without importing IPython.
 
 jupyter_client's ``KernelSpecManager`` imports IPython (most of a CPU-second) only to find the
-old ``~/.ipython/kernels`` folder; the building process looks kernels up at render time, and
-runs no kernel of its own under ``Parallel``, so that import would be pure cost there.
+old ``~/.ipython/kernels`` folder. The workers' kernel managers use this one; rendering reads
+the kernelspec files without jupyter_client at all (``kernelspec_files``).
 """
 
 from __future__ import annotations
 
-import os
-
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_core.paths import jupyter_path
 from traitlets import default
+
+from nbpipe.notebooks.kernelspec_files import kernel_dirs
 
 
 class QuickKernelSpecManager(KernelSpecManager):
-    """jupyter_client's KernelSpecManager with the same folders, found by IPython's own rule
-    for its directory (``$IPYTHONDIR``, else ``~/.ipython``) instead of importing IPython."""
+    """jupyter_client's KernelSpecManager with the same folders, the IPython one found by
+    IPython's own rule (``$IPYTHONDIR``, else ``~/.ipython``) instead of importing IPython."""
 
     @default("kernel_dirs")
     def _kernel_dirs_default(self) -> list[str]:
-        ipython_dir = os.environ.get("IPYTHONDIR") or os.path.join(
-            os.path.expanduser("~"), ".ipython"
-        )
-        return [*jupyter_path("kernels"), os.path.join(ipython_dir, "kernels")]
+        return kernel_dirs()

@@ -127,9 +127,9 @@ def _text(source: str | list[str]) -> str:
 
 @cache
 def _kernel_specs():
-    from nbpipe.notebooks.kernelspecs import QuickKernelSpecManager
+    from nbpipe.notebooks.kernelspec_files import installed_kernelspecs
 
-    return QuickKernelSpecManager().get_all_specs()
+    return installed_kernelspecs()
 
 
 def default_kernel(language: str | None) -> str | None:
