@@ -1,10 +1,28 @@
-"""Task functions for the Dask cluster tests (importable by the runners on the workers)."""
+"""Task functions for the Dask cluster tests (importable by the runners on the workers), and a
+notebook that shows which kernels were alive beside it."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
+
+#: A notebook's cell (parameters ``name``, ``folder``): writes ``folder/NAME.json`` with its
+#: kernel's pid and the other kernels alive beside it, started by the same process (the
+#: runner's kernel template, or the runner): a kernel warmed there for a later notebook.
+KERNELS_BESIDE = """\
+import json, os, psutil
+kernel = psutil.Process()
+beside = [p.pid for p in kernel.parent().children() if p.pid != kernel.pid]
+with open(os.path.join(folder, name + ".json"), "w") as f:
+    json.dump({"pid": kernel.pid, "beside": beside}, f)
+"""
+
+
+def kernels_beside(folder: Path) -> dict[str, dict]:
+    """What each notebook running ``KERNELS_BESIDE`` wrote, by its name."""
+    return {path.stem: json.loads(path.read_text()) for path in Path(folder).glob("*.json")}
 
 
 def hang_once(product, marker):

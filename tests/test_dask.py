@@ -2,7 +2,8 @@
 run under Dask too, see conftest.py): a worker that cannot see the project, an unreachable
 scheduler, a missing install, a dying job, a cancel that reaches a job running on a worker, and
 jobs handed ahead (on a cluster of one worker thread): a task starts only when its job begins,
-and an early stop withdraws the jobs that have not begun."""
+and an early stop withdraws the jobs that have not begun; runners keep the next notebook's kernel
+warm, and the build leaves none on the cluster."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from dask_tasks import held, held_then_stop, nbpipe_task_states
+from dask_tasks import KERNELS_BESIDE, held, held_then_stop, kernels_beside, nbpipe_task_states
 from engine_tasks import concat, die, slow, write_name
+from notebook_files import write_notebook
 from wait_helpers import wait_for_marker, wait_until
 
 from nbpipe import DAG
@@ -23,7 +25,7 @@ from nbpipe.executors import Parallel
 from nbpipe.executors.base import WorkerLost
 from nbpipe.executors.worker import run_job
 from nbpipe.products import File
-from nbpipe.tasks import PythonCallable
+from nbpipe.tasks import NotebookRunner, PythonCallable
 from nbpipe.tasks.callable import CallableJob
 
 pytest.importorskip("distributed")
@@ -83,6 +85,58 @@ def test_terminate_stops_a_job_running_on_a_worker(workdir, dask_client):
         with pytest.raises(WorkerLost):
             future.result(timeout=60)
     wait_until(lambda: not alive(pid), f"the process {pid} running the job to stop")
+
+
+def kernels_left(pids) -> list[int]:
+    """Those of ``pids`` still running (a zombie waiting to be reaped is not)."""
+    import psutil
+
+    left = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                left.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return left
+
+
+def build_notebooks_beside(workdir: Path, executor, n: int) -> dict[str, dict]:
+    """Builds ``n`` notebooks that each note their kernel and the kernels beside it."""
+    folder = workdir / "kernels"
+    folder.mkdir()
+    write_notebook(
+        workdir / "nb.ipynb",
+        KERNELS_BESIDE,
+        parameters="upstream = None\nproduct = None\nname = None\nfolder = None",
+    )
+    dag = DAG(executor=executor)
+    for i in range(n):
+        params = {"name": f"n{i}", "folder": str(folder)}
+        NotebookRunner("nb.ipynb", File(f"out/{i}.ipynb"), dag, name=f"n{i}", params=params)
+    report = dag.build()
+    assert {row.status for row in report} == {TaskStatus.EXECUTED}
+    return kernels_beside(folder)
+
+
+def test_a_runner_runs_its_next_notebook_in_a_kernel_warmed_beside_the_one_before(
+    workdir, dask_client
+):
+    """A kernel alive beside a notebook's, started by the same runner, was warmed for a later
+    notebook: some notebook ran in one (4 notebooks, 2 runners: some runner ran two). The
+    build over, no kernel of it is left on the cluster, which stays up: the pool's close had
+    the runners shut down the kernels they still kept warm."""
+    seen = build_notebooks_beside(workdir, Dask(client=dask_client), 4)
+    assert len(seen) == 4
+    kernels = {record["pid"] for record in seen.values()}
+    assert len(kernels) == 4, "every notebook ran in a kernel of its own"
+    beside = {pid for record in seen.values() for pid in record["beside"]}
+    assert kernels & beside, f"a notebook ran in a kernel warmed beside an earlier one: {seen}"
+    wait_until(
+        lambda: not kernels_left(kernels | beside),
+        lambda: f"no kernel of the build left (left: {kernels_left(kernels | beside)})",
+    )
+    assert dask_client.status == "running"
 
 
 def test_an_unreachable_scheduler_fails_before_any_task_starts(workdir):

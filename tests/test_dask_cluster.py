@@ -1,7 +1,8 @@
 """The Dask executor against a real cluster: a ``dask scheduler`` and two ``dask worker`` processes
 on 127.0.0.1, started and stopped by a fixture. Builds the example pipeline through ``address=``
 (tasks run on both workers), survives a worker killed mid-build (a job waiting on it, handed
-ahead, too), and a cancelled build leaves no kernel on any worker."""
+ahead, too), and a cancelled build leaves no kernel on any worker, nor does a build that ends with
+a kernel still warm in a runner."""
 
 from __future__ import annotations
 
@@ -16,18 +17,20 @@ import uuid
 from pathlib import Path
 
 import pytest
-from dask_tasks import hang_once, nbpipe_task_states, write_pid
+from dask_tasks import KERNELS_BESIDE, hang_once, kernels_beside, nbpipe_task_states, write_pid
+from engine_tasks import crash
 from notebook_files import processes_with_marker, write_notebook
 from wait_helpers import wait_for_marker, wait_until
 
 from nbpipe import DAG
 from nbpipe.engine.events import TaskStatus
+from nbpipe.exceptions import DAGBuildError
 from nbpipe.products import File
 from nbpipe.tasks import NotebookRunner, PythonCallable
 
 distributed = pytest.importorskip("distributed")
 
-from nbpipe.executors.dask import Dask, executed_keys  # noqa: E402
+from nbpipe.executors.dask import Dask, executed_keys, runner_pids  # noqa: E402
 
 TESTS = Path(__file__).parent
 EXAMPLE = TESTS.parent / "example_notebooks"
@@ -207,6 +210,54 @@ def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
     )
     assert not Path("sleeper.html").exists() and not list(workdir.glob(".nbpipe-*"))
     assert len(cluster.workers()) == 2, "the workers stay up"
+
+
+def running(pids) -> list[int]:
+    """Those of ``pids`` still running (a zombie waiting to be reaped is not)."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
+def test_kernels_warmed_for_notebooks_that_never_run_are_not_left_on_the_workers(workdir, cluster):
+    """``late1`` and ``late2`` wait on a task that fails, so ``early1`` and ``early2``, handed
+    over while those are still to come, have their runners warm kernels for them (the second
+    at least: both workers are busy then); the late ones never run. The runners outlive the
+    build (they serve the next one), and the build's close had them shut those kernels down."""
+    folder = workdir / "kernels"
+    folder.mkdir()
+    write_notebook(
+        workdir / "nb.ipynb",
+        KERNELS_BESIDE,
+        parameters="upstream = None\nproduct = None\nname = None\nfolder = None",
+    )
+    dag = DAG(executor=Dask(address=cluster.address))
+    broken = PythonCallable(crash, File("broken.txt"), dag, name="broken")
+    for name in ("early1", "early2", "late1", "late2"):
+        params = {"name": name, "folder": str(folder)}
+        NotebookRunner("nb.ipynb", File(f"{name}.ipynb"), dag, name=name, params=params)
+    broken >> dag["late1"]
+    broken >> dag["late2"]
+    with pytest.raises(DAGBuildError, match="this task is broken"):
+        dag.build()
+    seen = kernels_beside(folder)
+    assert set(seen) == {"early1", "early2"}
+    ran = {record["pid"] for record in seen.values()}
+    warmed = {pid for record in seen.values() for pid in record["beside"]} - ran
+    assert warmed, f"a kernel warmed beside an early notebook, for a late one: {seen}"
+    runners = [pid for pids in cluster.client.run(runner_pids).values() for pid in pids]
+    wait_until(
+        lambda: not running(ran | warmed),
+        lambda: f"no kernel left (left: {running(ran | warmed)})",
+    )
+    assert running(runners) == runners, "the runners stay, for the next build"
 
 
 @pytest.fixture(scope="module")

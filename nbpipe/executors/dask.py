@@ -31,6 +31,17 @@ answers with the job's :class:`~nbpipe.executors.worker.Outcome`. The runner is 
   ``distributed.scheduler.allowed-failures`` such deaths reports ``KilledWorker``: that task
   fails alone.
 
+A runner keeps the next notebook's kernel warm, as a ``Parallel`` worker does
+(``nbpipe.notebooks.kernels``): a notebook job told that more notebooks follow starts one while
+it runs, and the runner's next notebook takes it. Runners outlive the build (the next build on a
+running cluster reuses them), so a kernel still warm when the build ends would be left running on
+the cluster: the pool's close asks every worker, in one ``client.run``, to have each idle runner
+that last ran a job of this build shut its warm kernel down (``shutdown_build_kernels``), and a
+runner busy with one of its jobs does it when that job ends. A runner stopped by a cancel takes
+its kernels with it (``stop_jobs``); a runner shuts its kernel down when its worker goes away
+(the end of its connection), and by itself after ``WARM_KERNEL_IDLE_LIMIT`` seconds with no
+message: a build whose process was killed never closes its pool.
+
 Products are written by the runner, staged then renamed by the building process, so workers must
 see the project at the same path as the building process (a shared filesystem): a worker that
 cannot see the build's working directory fails the task and says so.
@@ -71,8 +82,16 @@ logger = logging.getLogger("nbpipe")
 
 #: The Dask resource that caps notebook kernels on workers that declare it.
 KERNEL = "KERNEL"
-#: Seconds between SIGTERM and SIGKILL when a cancel stops a running job's runner.
+#: Seconds between SIGTERM and SIGKILL when a cancel stops a running job's runner; also how
+#: long a runner has to answer when asked to shut its warm kernel down (it is killed if it does
+#: not).
 STOP_GRACE = 5.0
+#: Seconds a pool's close waits for the workers' answers (a worker that is gone or hung is
+#: given up on: its runners die with it, or stop their kernels by themselves, below).
+CLOSE_TIMEOUT = 2 * STOP_GRACE
+#: Seconds a runner keeps a warm kernel with no message from its worker: a build that went away
+#: without closing its pool (its process was killed) leaves no kernel running for longer.
+WARM_KERNEL_IDLE_LIMIT = 300.0
 
 MISSING = (
     "the Dask executor needs dask.distributed, which is not installed: "
@@ -249,7 +268,9 @@ class Dask(Executor):
         progress: ProgressLine | None = None,
     ) -> Iterator[DaskPool]:
         """A pool on the cluster, opened for this build unless already open. Runners import
-        what notebooks need on their first notebook; kernels are never started ahead."""
+        what notebooks need on their first notebook, and start their first kernel then (later
+        ones are warmed during the notebook before); the pool's close shuts down the kernels
+        its build left warm."""
         self.start()
         try:
             pool = DaskPool(self._client, progress)
@@ -289,12 +310,14 @@ class DaskPool:
         self._futures: dict[str, Any] = {}
         self._outers: dict[str, Future] = {}  # Dask key -> the future the loop waits on
         self._lock = threading.Lock()
+        self._ran_notebooks = False  # then runners may hold kernels warmed for this build
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
         job = args[0] if args else None
         task = getattr(job, "task", "job")
         payload = pickle.dumps((fn, args), protocol=pickle.HIGHEST_PROTOCOL)
         is_notebook = hasattr(job, "kernel_name")
+        self._ran_notebooks |= is_notebook
         inner = self.client.submit(
             _run_on_worker,
             task,
@@ -381,11 +404,24 @@ class DaskPool:
             self.client.run(stop_jobs, keys, STOP_GRACE, on_error="ignore")
 
     def close(self) -> None:
+        """Cancels what is left of the build's jobs; then, if it ran notebooks, has the runners
+        shut down the kernels they warmed for it (one round trip to all workers at once,
+        bounded by ``CLOSE_TIMEOUT``; a worker that is gone is skipped). ``terminate`` comes
+        before a close, never instead of it: the runners it stopped took their kernels along."""
         with self._lock:
             futures = list(self._futures.values())
         if futures:
             with contextlib.suppress(Exception):
                 self.client.cancel(futures)
+        if self._ran_notebooks:
+            with contextlib.suppress(Exception):
+                self.client.run(
+                    shutdown_build_kernels,
+                    self.topic,
+                    STOP_GRACE,
+                    on_error="ignore",
+                    callback_timeout=CLOSE_TIMEOUT,
+                )
         with contextlib.suppress(Exception):
             self.client.unsubscribe_topic(self.topic)
 
@@ -421,7 +457,8 @@ _runners: dict[int, _Runner] = {}  # worker thread -> its runner
 _running: dict[str, _Runner] = {}  # Dask key -> the runner running it
 _executed: deque[str] = deque(maxlen=10_000)  # keys of jobs this worker ran, oldest first
 _withdrawn: dict[str, None] = {}  # keys stopped before their job began here, oldest first
-_WITHDRAWN_KEPT = 10_000
+_closed_builds: dict[str, None] = {}  # topics of builds whose pool closed, oldest first
+_WITHDRAWN_KEPT = 10_000  # of each of the two above
 _state_lock = threading.Lock()
 
 
@@ -468,7 +505,13 @@ def _run_on_worker(
             )
             failure = TaskFailure(task=task, type="ProjectNotVisible", message=message)
             return Outcome(task, "failed", now, now, failure=failure)
-        outcome = runner.run(task, payload, project_dir, sys_path, publish if topic else None)
+        outcome = runner.run(
+            task, payload, project_dir, sys_path, topic, publish if topic else None
+        )
+        with _state_lock:
+            closed = topic in _closed_builds
+        if closed:  # the build closed while its job ran here: the kernel it warmed goes
+            runner.shutdown_warm_kernels(STOP_GRACE)
     finally:
         with _state_lock:
             _running.pop(key, None)
@@ -502,13 +545,34 @@ def _runner_of_this_thread() -> _Runner:
     return runner
 
 
+async def shutdown_build_kernels(topic: str, grace: float) -> int:
+    """``client.run`` it when a build's pool closes: the runners of this worker that last ran a
+    job of the build ``topic`` shut their warm kernels down, all at once, each answering within
+    ``grace`` seconds (one that does not is killed, and its kernels with it). A runner busy
+    with a job of the build does it when the job ends (the build is noted as closed); one busy
+    with another build's job holds that build's kernel, and keeps it. Returns how many kernels
+    were shut down."""
+    with _state_lock:
+        _closed_builds[topic] = None
+        for old in list(_closed_builds)[: max(0, len(_closed_builds) - _WITHDRAWN_KEPT)]:
+            del _closed_builds[old]
+        runners = [runner for runner in _runners.values() if runner.build == topic]
+    stopped = await asyncio.gather(
+        *(
+            asyncio.to_thread(runner.shutdown_warm_kernels, grace, topic, blocking=False)
+            for runner in runners
+        )
+    )
+    return sum(stopped)
+
+
 async def stop_jobs(keys: list[str], grace: float) -> int:
     """Stops the runners running any of ``keys`` on this worker: SIGTERM (papermill then stops
     its kernel), SIGKILL after ``grace`` seconds; then SIGKILL to whatever the runners had
     started and is still there (a kernel whose runner was killed before it could stop it, a
-    kernel template). The other keys are noted as withdrawn: a job among them whose Dask task
-    starts here after all (its thread was starting) does not run. Returns how many runners
-    were stopped."""
+    warm kernel, a kernel template). The other keys are noted as withdrawn: a job among them
+    whose Dask task starts here after all (its thread was starting) does not run. Returns how
+    many runners were stopped."""
     import psutil
 
     with _state_lock:
@@ -536,12 +600,20 @@ async def stop_jobs(keys: list[str], grace: float) -> int:
     return len(runners)
 
 
+#: The message that asks a runner to shut its warm kernels down (a job is a tuple).
+_SHUTDOWN_WARM_KERNELS = "shutdown-warm-kernels"
+
+
 class _Runner:
-    """A child process of the worker that runs one job at a time for one worker thread."""
+    """A child process of the worker that runs one job at a time for one worker thread; between
+    jobs it may be asked to shut its warm kernels down. ``lock`` is held for either exchange on
+    its connection."""
 
     def __init__(self):
         ours, theirs = socket.socketpair()
         self.thread = threading.get_ident()
+        self.lock = threading.Lock()
+        self.build: str | None = None  # the topic of the build of its last job
         code = f"from nbpipe.executors.dask import runner_main; runner_main({theirs.fileno()})"
         # A notebook's kernel is forked from a kernel template of the runner's, or started as
         # a new process, as the building process decided (the job's kernel key); a cancel stops
@@ -568,16 +640,19 @@ class _Runner:
         payload: bytes,
         project_dir: str,
         sys_path: list[str],
+        build: str | None = None,
         publish: Callable[[Any], None] | None = None,
     ) -> Outcome:
-        """The job's outcome; the batches of progress events the runner sends before it go to
-        ``publish``."""
+        """The outcome of a job of ``build`` (its topic); the batches of progress events the
+        runner sends before it go to ``publish``."""
         try:
-            self.connection.send_bytes(pickle.dumps((task, payload, project_dir, sys_path)))
-            while not isinstance(answer := pickle.loads(self.connection.recv_bytes()), Outcome):
-                if publish is not None:
-                    with contextlib.suppress(Exception):  # a lost report, not a lost task
-                        publish(answer)
+            with self.lock:
+                self.build = build
+                self.connection.send_bytes(pickle.dumps((task, payload, project_dir, sys_path)))
+                while not isinstance(answer := pickle.loads(self.connection.recv_bytes()), Outcome):
+                    if publish is not None:
+                        with contextlib.suppress(Exception):  # a lost report, not a lost task
+                            publish(answer)
         except (EOFError, OSError):
             self.signal(signal.SIGKILL)
             self.process.wait()
@@ -588,25 +663,62 @@ class _Runner:
             ) from None
         return answer
 
+    def shutdown_warm_kernels(
+        self, grace: float, build: str | None = None, blocking: bool = True
+    ) -> int:
+        """Has the runner shut its warm kernels down (only if its last job was of ``build``,
+        when given); returns how many it stopped. Without ``blocking``, a runner busy with a job
+        is left alone (0). A runner that does not answer within ``grace`` seconds is killed
+        (its kernels die with it: they are its descendants, which die with their parent)."""
+        if not self.lock.acquire(blocking=blocking):
+            return 0
+        try:
+            if (build is not None and self.build != build) or not self.alive():
+                return 0
+            self.connection.send_bytes(pickle.dumps(_SHUTDOWN_WARM_KERNELS))
+            if self.connection.poll(grace):
+                return pickle.loads(self.connection.recv_bytes())
+        except (EOFError, OSError):
+            pass
+        finally:
+            self.lock.release()
+        self.signal(signal.SIGKILL)  # no answer: it may not serve another job
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(grace)
+        return 0
+
 
 def runner_main(fd: int) -> None:
-    """The runner's loop: a job in, its outcome out, until the worker closes the connection."""
+    """The runner's loop: a job in, its outcome out, until the worker closes the connection; or
+    a request to shut its warm kernels down, answered with how many it stopped. Its warm
+    kernels are shut down as the loop ends, and after ``WARM_KERNEL_IDLE_LIMIT`` seconds with
+    no message."""
     from nbpipe.executors.channel import install_sink
     from nbpipe.executors.lifeline import die_with_parent
     from nbpipe.executors.worker import _exit_on_sigterm, describe_error
+    from nbpipe.notebooks.kernels import declare_notebook_worker, shutdown_warm_kernels
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     die_with_parent(os.getppid())
+    declare_notebook_worker()
     connection = Connection(fd)
     install_sink(
         lambda event: connection.send_bytes(pickle.dumps(event, protocol=pickle.HIGHEST_PROTOCOL))
     )
     while True:
         try:
-            task, payload, project_dir, sys_path = pickle.loads(connection.recv_bytes())
+            if not connection.poll(WARM_KERNEL_IDLE_LIMIT):
+                shutdown_warm_kernels()
+                continue
+            message = pickle.loads(connection.recv_bytes())
         except EOFError:
+            shutdown_warm_kernels()
             return
+        if message == _SHUTDOWN_WARM_KERNELS:
+            connection.send_bytes(pickle.dumps(shutdown_warm_kernels()))
+            continue
+        task, payload, project_dir, sys_path = message
         sys.path.extend(p for p in sys_path if p not in sys.path)
         try:
             os.chdir(project_dir)

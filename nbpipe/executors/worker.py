@@ -103,8 +103,12 @@ def init_worker(
     A worker dies with its parent (``lifeline``): a build killed outright leaves no worker behind.
     A SIGTERM during start-up means the build is being stopped: the worker leaves quietly (a
     SystemExit escaping an initializer would print "Exception in initializer" and a traceback).
-    The jobs' progress reports go to ``progress``, the executor's sink (``executors.channel``)."""
+    The jobs' progress reports go to ``progress``, the executor's sink (``executors.channel``).
+    A worker may keep the next notebook's kernel warm (``kernels.declare_notebook_worker``)."""
+    from nbpipe.notebooks.kernels import declare_notebook_worker
+
     install_sink(progress)
+    declare_notebook_worker()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:

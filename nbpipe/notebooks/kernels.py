@@ -10,22 +10,25 @@ notebook's kernel instead. And a worker that will run another notebook starts th
 the current one runs, so the next task finds it ready (``warm_kernel``). A warm kernel is never
 reused: it runs exactly one notebook, then is shut down.
 
-Only worker processes keep warm kernels. The building process itself (the Serial executor, the
-CLI, a notebook's kernel running ``%pipeline``) does not: its signal handling belongs to its
-caller, and a kernel starting there races with a Ctrl-C. It does start a template (a process that
-runs nothing of the user's until asked for a kernel), which its pool stops when it closes.
+Only worker processes keep warm kernels, and a process says it is one
+(``declare_notebook_worker``): a ``Parallel`` worker as it starts, a Dask runner too. The building
+process itself (the Serial executor, the CLI, a notebook's kernel running ``%pipeline``, the
+server) does not: its signal handling belongs to its caller, and a kernel starting there races
+with a Ctrl-C. It does start a template (a process that runs nothing of the user's until asked
+for a kernel), which its pool stops when it closes.
 
 At most one kernel is kept warm per process, keyed by what its start depends on (kernel name,
 working directory, arguments, template); a task whose key differs shuts it down and starts its
-own. Warm kernels are shut down when the build's pool closes: by ``shutdown_warm_kernels``
-(in-process executor) or by a finaliser when a worker process exits. An orphan would stop by
-itself anyway: ipykernel exits when its parent process (the worker, or the template) dies.
+own. Warm kernels are shut down when the build's pool closes: a ``Parallel`` worker's by a
+finaliser as the worker exits; a Dask runner outlives the build (it serves the next one on a
+running cluster), so the pool asks each runner of its build to ``shutdown_warm_kernels``, and a
+runner also does it when it exits. An orphan would stop by itself anyway: ipykernel exits when
+its parent process (the worker, or the template) dies.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
@@ -36,6 +39,7 @@ KernelKey = tuple[str, str, tuple[str, ...], tuple[str, ...] | None]
 
 _warm: dict[KernelKey, object] = {}
 _finaliser: Finalize | None = None
+_notebook_worker = False  # see declare_notebook_worker
 
 
 @dataclass
@@ -101,10 +105,24 @@ def take_warm_kernel(key: KernelKey):
     return None
 
 
+def declare_notebook_worker() -> None:
+    """Says, once, that this process is a worker that runs notebooks for builds (a ``Parallel``
+    worker, a Dask runner): from now on it may keep a warm kernel (``warm_kernel``).
+
+    Such a process ignores Ctrl-C: the building process handles it, and stops its workers and
+    their kernels. The building process itself must not call this (under ``Serial``, in the
+    CLI, in a user's kernel running ``%pipeline``, in the server): its signal handling belongs to
+    its caller, and a kernel it started ahead, for no notebook running yet, races with a Ctrl-C
+    (the interrupt may come while the kernel starts, and leave it behind)."""
+    global _notebook_worker
+    _notebook_worker = True
+
+
 def warm_kernel(key: KernelKey) -> None:
-    """Starts a kernel for ``key`` in the background (returns once its process is launched)."""
+    """Starts a kernel for ``key`` in the background (returns once its process is launched); only
+    in a process that called ``declare_notebook_worker`` (elsewhere it does nothing)."""
     global _finaliser
-    if key in _warm or multiprocessing.parent_process() is None:
+    if key in _warm or not _notebook_worker:
         return
     from jupyter_core.utils import run_sync
 
@@ -114,7 +132,8 @@ def warm_kernel(key: KernelKey) -> None:
     run_sync(manager.start_kernel)(cwd=cwd, extra_arguments=list(arguments))
     _warm[key] = manager
     if _finaliser is None:
-        # worker processes skip atexit; multiprocessing runs finalisers with a priority on exit
+        # multiprocessing's workers skip atexit; its finalisers with a priority run on exit in
+        # every process (from atexit in the others)
         _finaliser = Finalize(None, shutdown_warm_kernels, exitpriority=100)
 
 
@@ -131,9 +150,12 @@ def stop_kernel(manager) -> None:
             run_sync(manager.cleanup_resources)()
 
 
-def shutdown_warm_kernels() -> None:
+def shutdown_warm_kernels() -> int:
+    """Shuts this process's warm kernel down, if any; returns how many it stopped."""
     if not _warm:
-        return
-    for manager in list(_warm.values()):
-        stop_kernel(manager)
+        return 0
+    managers = list(_warm.values())
     _warm.clear()
+    for manager in managers:
+        stop_kernel(manager)
+    return len(managers)
