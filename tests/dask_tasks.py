@@ -15,8 +15,10 @@ KERNELS_BESIDE = """\
 import json, os, psutil
 kernel = psutil.Process()
 beside = [p.pid for p in kernel.parent().children() if p.pid != kernel.pid]
-with open(os.path.join(folder, name + ".json"), "w") as f:
+path = os.path.join(folder, name + ".json")
+with open(path + ".part", "w") as f:
     json.dump({"pid": kernel.pid, "beside": beside}, f)
+os.replace(path + ".part", path)  # whole, for a test that waits for it
 """
 
 

@@ -1,8 +1,9 @@
 """The Dask executor against a real cluster: a ``dask scheduler`` and two ``dask worker`` processes
 on 127.0.0.1, started and stopped by a fixture. Builds the example pipeline through ``address=``
 (tasks run on both workers), survives a worker killed mid-build (a job waiting on it, handed
-ahead, too), and a cancelled build leaves no kernel on any worker, nor does a build that ends with
-a kernel still warm in a runner."""
+ahead, too), and a cancelled build leaves no kernel on any worker (a kernel kept warm by a
+running notebook's runner included), nor does a build that ends with kernels still warm in its
+runners."""
 
 from __future__ import annotations
 
@@ -224,6 +225,56 @@ def running(pids) -> list[int]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+def test_a_cancelled_build_stops_the_kernel_a_running_notebook_kept_warm(workdir, cluster):
+    """Three notebooks on two workers: the first warms a kernel for the third while it runs
+    (sleeping). A Ctrl-C stops its runner, and with it that warm kernel."""
+    folder = workdir / "kernels"
+    folder.mkdir()
+    write_notebook(
+        workdir / "sleeper.ipynb",
+        KERNELS_BESIDE,
+        "import time\ntime.sleep(600)",
+        parameters="upstream = None\nproduct = None\nname = None\nfolder = None",
+    )
+    tasks = "".join(
+        f"  - {{source: sleeper.ipynb, product: {name}.ipynb, name: {name},"
+        f" params: {{name: {name}, folder: '{folder}'}}}}\n"
+        for name in ("s1", "s2", "s3")
+    )
+    (workdir / "pipeline.yaml").write_text(
+        f"executor: {{dotted_path: nbpipe.executors.Dask, address: '{cluster.address}'}}\n"
+        f"tasks:\n{tasks}"
+    )
+    build = subprocess.Popen(
+        [sys.executable, "-m", "nbpipe", "build"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+    def beside_a_warm_kernel() -> dict[str, dict] | None:
+        seen = kernels_beside(folder)
+        return seen if any(record["beside"] for record in seen.values()) else None
+
+    try:
+        seen = wait_until(
+            beside_a_warm_kernel,
+            lambda: f"a notebook to run beside a warm kernel ({kernels_beside(folder)})",
+            timeout=120,
+        )
+        build.send_signal(signal.SIGINT)
+        _, stderr = build.communicate(timeout=120)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+    assert build.returncode == 130, stderr
+    kernels = {pid for record in seen.values() for pid in (record["pid"], *record["beside"])}
+    wait_until(lambda: not running(kernels), lambda: f"no kernel left (left: {running(kernels)})")
+    assert len(cluster.workers()) == 2, "the workers stay up"
 
 
 def test_kernels_warmed_for_notebooks_that_never_run_are_not_left_on_the_workers(workdir, cluster):
