@@ -58,3 +58,17 @@ def _resource_tracker(process: Path) -> bool:
     command = (process / "cmdline").read_bytes()
     parent = (process / "stat").read_text().rsplit(")", 1)[1].split()[1]
     return b"multiprocessing.resource_tracker" in command and parent == str(os.getpid())
+
+
+def still_running(pids) -> list[int]:
+    """Those of ``pids`` still running (a zombie waiting to be reaped is not)."""
+    import psutil
+
+    found = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                found.append(pid)
+        except psutil.NoSuchProcess:
+            continue
+    return found

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from dask_tasks import KERNELS_BESIDE, held, held_then_stop, kernels_beside, nbpipe_task_states
 from engine_tasks import concat, die, slow, write_name
-from notebook_files import write_notebook
+from notebook_files import still_running, write_notebook
 from wait_helpers import wait_for_marker, wait_until
 
 from nbpipe import DAG
@@ -87,20 +87,6 @@ def test_terminate_stops_a_job_running_on_a_worker(workdir, dask_client):
     wait_until(lambda: not alive(pid), f"the process {pid} running the job to stop")
 
 
-def kernels_left(pids) -> list[int]:
-    """Those of ``pids`` still running (a zombie waiting to be reaped is not)."""
-    import psutil
-
-    left = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                left.append(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return left
-
-
 def build_notebooks_beside(workdir: Path, executor, n: int) -> dict[str, dict]:
     """Builds ``n`` notebooks that each note their kernel and the kernels beside it."""
     folder = workdir / "kernels"
@@ -133,8 +119,8 @@ def test_a_runner_runs_its_next_notebook_in_a_kernel_warmed_beside_the_one_befor
     beside = {pid for record in seen.values() for pid in record["beside"]}
     assert kernels & beside, f"a notebook ran in a kernel warmed beside an earlier one: {seen}"
     wait_until(
-        lambda: not kernels_left(kernels | beside),
-        lambda: f"no kernel of the build left (left: {kernels_left(kernels | beside)})",
+        lambda: not still_running(kernels | beside),
+        lambda: f"no kernel of the build left (left: {still_running(kernels | beside)})",
     )
     assert dask_client.status == "running"
 

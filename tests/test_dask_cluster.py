@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from dask_tasks import KERNELS_BESIDE, hang_once, kernels_beside, nbpipe_task_states, write_pid
 from engine_tasks import crash
-from notebook_files import processes_with_marker, write_notebook
+from notebook_files import processes_with_marker, still_running, write_notebook
 from wait_helpers import wait_for_marker, wait_until
 
 from nbpipe import DAG
@@ -213,20 +213,6 @@ def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
     assert len(cluster.workers()) == 2, "the workers stay up"
 
 
-def running(pids) -> list[int]:
-    """Those of ``pids`` still running (a zombie waiting to be reaped is not)."""
-    import psutil
-
-    found = []
-    for pid in pids:
-        try:
-            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                found.append(pid)
-        except psutil.NoSuchProcess:
-            continue
-    return found
-
-
 def test_a_cancelled_build_stops_the_kernel_a_running_notebook_kept_warm(workdir, cluster):
     """Three notebooks on two workers: the first warms a kernel for the third while it runs
     (sleeping). A Ctrl-C stops its runner, and with it that warm kernel."""
@@ -273,7 +259,10 @@ def test_a_cancelled_build_stops_the_kernel_a_running_notebook_kept_warm(workdir
             build.wait()
     assert build.returncode == 130, stderr
     kernels = {pid for record in seen.values() for pid in (record["pid"], *record["beside"])}
-    wait_until(lambda: not running(kernels), lambda: f"no kernel left (left: {running(kernels)})")
+    wait_until(
+        lambda: not still_running(kernels),
+        lambda: f"no kernel left (left: {still_running(kernels)})",
+    )
     assert len(cluster.workers()) == 2, "the workers stay up"
 
 
@@ -305,10 +294,10 @@ def test_kernels_warmed_for_notebooks_that_never_run_are_not_left_on_the_workers
     assert warmed, f"a kernel warmed beside an early notebook, for a late one: {seen}"
     runners = [pid for pids in cluster.client.run(runner_pids).values() for pid in pids]
     wait_until(
-        lambda: not running(ran | warmed),
-        lambda: f"no kernel left (left: {running(ran | warmed)})",
+        lambda: not still_running(ran | warmed),
+        lambda: f"no kernel left (left: {still_running(ran | warmed)})",
     )
-    assert running(runners) == runners, "the runners stay, for the next build"
+    assert still_running(runners) == runners, "the runners stay, for the next build"
 
 
 @pytest.fixture(scope="module")
