@@ -55,7 +55,6 @@ records as ``build_started``'s ``executor``, names the scheduler and its dashboa
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -552,6 +551,8 @@ async def shutdown_build_kernels(topic: str, grace: float) -> int:
     with a job of the build does it when the job ends (the build is noted as closed); one busy
     with another build's job holds that build's kernel, and keeps it. Returns how many kernels
     were shut down."""
+    import asyncio  # here, on the worker: every other process importing this module skips it
+
     with _state_lock:
         _closed_builds[topic] = None
         for old in list(_closed_builds)[: max(0, len(_closed_builds) - _WITHDRAWN_KEPT)]:
@@ -573,6 +574,8 @@ async def stop_jobs(keys: list[str], grace: float) -> int:
     warm kernel, a kernel template). The other keys are noted as withdrawn: a job among them
     whose Dask task starts here after all (its thread was starting) does not run. Returns how
     many runners were stopped."""
+    import asyncio
+
     import psutil
 
     with _state_lock:

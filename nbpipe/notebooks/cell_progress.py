@@ -24,12 +24,11 @@ measures builds with and without them).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbpipe.engine.events import (
     CELL_LINE_LIMIT,
@@ -43,6 +42,9 @@ from nbpipe.engine.events import (
 )
 from nbpipe.executors.channel import report_progress
 from nbpipe.notebooks.source import INJECTED_TAG
+
+if TYPE_CHECKING:
+    import asyncio
 
 #: Seconds between two batches of a run's progress events.
 BATCH_INTERVAL = 0.1
@@ -139,6 +141,8 @@ class Throttle:
         if wait <= 0:
             self.flush_now()
         elif self._timer is None:
+            import asyncio  # here: the job runs in nbclient's event loop, which imported it
+
             with contextlib.suppress(RuntimeError):  # no event loop: the next flush sends it
                 self._timer = asyncio.get_running_loop().call_later(wait, self._on_timer)
 
