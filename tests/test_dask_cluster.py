@@ -38,18 +38,40 @@ EXAMPLE = TESTS.parent / "example_notebooks"
 
 
 class Cluster:
-    def __init__(self, folder: Path, workers: tuple[str, ...] = ("w1", "w2"), *options: str):
+    """``with Cluster(folder, ...) as cluster:`` a running scheduler and workers, stopped after."""
+
+    def __init__(
+        self,
+        folder: Path,
+        workers: tuple[str, ...] = ("w1", "w2"),
+        *options: str,
+        env: dict[str, str] | None = None,
+    ):
         """A scheduler and ``workers`` (named), each started with ``options`` (default: one
-        thread)."""
+        thread) and ``env`` on top of this process's environment."""
+        self.folder = folder
         self.names = workers
         self.options = options or ("--nthreads", "1")
         self.marker = f"nbpipe-dask-test-{uuid.uuid4().hex}"
         self.env = {**os.environ, "NBPIPE_CLUSTER_MARKER": self.marker, "PYTHONPATH": str(TESTS)}
+        self.env.update(env or {})
         self.scheduler_file = folder / "scheduler.json"
         self.processes: list[subprocess.Popen] = []
         self.client = None
 
-    def start(self, folder: Path) -> None:
+    def __enter__(self) -> Cluster:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        folder = self.folder
         self._spawn(
             "scheduler", "--host", "127.0.0.1", "--port", "0",
             "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.scheduler_file),
@@ -118,13 +140,8 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("dask-cluster")
-    cluster = Cluster(folder)
-    try:
-        cluster.start(folder)
+    with Cluster(tmp_path_factory.mktemp("dask-cluster")) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_the_example_pipeline_builds_on_both_workers(tmp_path, cluster):
@@ -304,12 +321,8 @@ def test_kernels_warmed_for_notebooks_that_never_run_are_not_left_on_the_workers
 def kernel_capped_worker(tmp_path_factory):
     """One worker with two threads that declares a single KERNEL."""
     folder = tmp_path_factory.mktemp("dask-kernel-cap")
-    cluster = Cluster(folder, ("capped",), "--nthreads", "2", "--resources", "KERNEL=1")
-    try:
-        cluster.start(folder)
+    with Cluster(folder, ("capped",), "--nthreads", "2", "--resources", "KERNEL=1") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 HELD_NOTEBOOK = """\
@@ -413,13 +426,9 @@ def fragile_worker(tmp_path_factory):
     """One single-threaded worker, on a scheduler that gives up on a task at the first death of
     its worker (``allowed-failures`` 0): the jobs it holds end with ``KilledWorker`` at once."""
     folder = tmp_path_factory.mktemp("dask-fragile")
-    cluster = Cluster(folder, ("fragile",))
-    cluster.env["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] = "0"
-    try:
-        cluster.start(folder)
+    fragile = {"DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    with Cluster(folder, ("fragile",), env=fragile) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def test_a_job_lost_while_it_waited_on_a_worker_is_queued_again_unstarted(workdir, fragile_worker):
