@@ -6,10 +6,12 @@ Real workers, real forked kernels."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import pytest
-from notebook_files import write_notebook
+from notebook_files import still_running, write_notebook
+from wait_helpers import TIMEOUT, wait_until
 
 from nbpipe import DAG
 from nbpipe.executors import Parallel
@@ -53,3 +55,34 @@ def printed_by(ipynb: Path) -> str:
     """What the notebook's last cell printed (its kernel's pid)."""
     outputs = json.loads(ipynb.read_text())["cells"][-1]["outputs"]
     return "".join(outputs[0]["text"]).strip()
+
+
+def test_with_a_notebook_for_every_worker_each_worker_starts_a_kernel_ahead(workdir, kernel_marks):
+    """Two notebooks in a chain on two workers: while the first runs, the idle worker already
+    has the second's kernel started (it would otherwise start it when the second arrives). The
+    kernel of a worker that gets no notebook is stopped with the build."""
+    release = workdir / "release"
+    write_notebook(
+        workdir / "first.ipynb",
+        f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)",
+    )
+    write_notebook(workdir / "second.ipynb", "print('second')")
+    dag = DAG(executor=Parallel(processes=2, start_method="fork"))
+    first = NotebookRunner("first.ipynb", File("out/first.ipynb"), dag, name="first")
+    second = NotebookRunner("second.ipynb", File("out/second.ipynb"), dag, name="second")
+    first >> second
+
+    build = threading.Thread(target=dag.build)
+    build.start()
+    try:
+        wait_until(
+            lambda: len(list(kernel_marks.iterdir())) == 2,
+            "a kernel per worker while the first notebook runs",
+        )
+    finally:
+        release.touch()
+        build.join(timeout=TIMEOUT)
+    assert not build.is_alive()
+    assert Path("out/second.ipynb").exists()
+    started = [int(mark.name) for mark in kernel_marks.iterdir()]
+    assert not still_running(started), "no kernel is left after the build"

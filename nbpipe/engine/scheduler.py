@@ -201,8 +201,18 @@ class Build:
         imports = sorted(
             {module for name in self.to_run for module in self.tasks[name].worker_imports}
         )
+        warm = WarmBudget((type(self.tasks[name]) for name in self.to_run), executor.processes)
         warm_up = next(
-            (w for name in self.to_run if (w := self.tasks[name].worker_warm_up())), None
+            (
+                w
+                for name in self.to_run
+                if (
+                    w := self.tasks[name].worker_warm_up(
+                        warm.every_worker_gets(type(self.tasks[name]))
+                    )
+                )
+            ),
+            None,
         )
         done: queue.SimpleQueue = queue.SimpleQueue()  # finished jobs, starts, progress reports
         line = ProgressLine(
@@ -212,7 +222,7 @@ class Build:
         )
         with executor.pool(imports, warm_up, line) as pool:
             try:
-                self._loop(pool, executor.processes, executor.queue_ahead, done)
+                self._loop(pool, executor.processes, executor.queue_ahead, warm, done)
             except BaseException:
                 self.active.clear()
                 pool.terminate()
@@ -221,7 +231,14 @@ class Build:
                 self.running.clear()
                 raise
 
-    def _loop(self, pool: Pool, processes: int, queue_ahead: int, done: queue.SimpleQueue) -> None:
+    def _loop(
+        self,
+        pool: Pool,
+        processes: int,
+        queue_ahead: int,
+        warm: WarmBudget,
+        done: queue.SimpleQueue,
+    ) -> None:
         waiting = {
             name: {u for u in self.tasks[name].upstream if u in self.to_run} for name in self.to_run
         }
@@ -230,7 +247,6 @@ class Build:
             for parent in upstream:
                 dependents[parent].append(name)
         ready = deque(name for name in self.to_run if not waiting[name])
-        warm = WarmBudget((type(self.tasks[name]) for name in self.to_run), processes)
         running = self.running
         retried: set[str] = set()
         reported_starts = queue_ahead > 0  # the pool queues jobs, and says when each begins

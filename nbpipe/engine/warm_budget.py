@@ -7,8 +7,10 @@ none takes is started, then shut down when the pool closes: CPU spent for nothin
 end of the build, beside its last notebooks.
 
 So the loop keeps count, per kind of task. The first ``workers`` jobs land on workers holding no
-warm kernel; each later one lands on a worker that has just finished a job, and takes the kernel
-promised there. A job is told to warm one (``more_to_come``) only while more tasks of its kind
+kernel warmed by a job: they start theirs cold, or, in a build with a task of that kind for every
+worker (``every_worker_gets``), each worker starts its first kernel as it starts (the same count
+of kernels, started earlier). Each later job lands on a worker that has just finished a job, and
+takes the kernel promised there. A job is told to warm one (``more_to_come``) only while more tasks of its kind
 are still to be handed over than warm kernels already promised plus idle workers that will take
 one cold. Examples, on 2 workers: 2 notebooks start 2 kernels (warming "while any is left" started
 3); 16 notebooks: the first 14 jobs warm one each, the last two take the kernels of the 13th and
@@ -32,6 +34,11 @@ class WarmBudget:
         self.workers = workers
         self.handed: Counter = Counter()
         self.promised: Counter = Counter()  # warm kernels promised and not taken yet
+
+    def every_worker_gets(self, kind: Hashable) -> bool:
+        """Before the first job: whether there are at least as many tasks of ``kind`` as
+        workers."""
+        return self.unstarted[kind] >= self.workers
 
     def handing_over(self, kind: Hashable) -> bool:
         """One more task of ``kind`` goes to the pool: True when its job should warm a kernel

@@ -1,11 +1,14 @@
 """Converting an executed notebook to a product format, chosen by the product's extension.
 
 Building an nbconvert exporter costs most of a second the first time in a process, so exporters
-are cached per process (workers live across tasks) and keyed by their settings.
+are cached per process (workers live across tasks) and keyed by their settings. A third of that
+is Jinja compiling nbconvert's templates, the same every time: the compiled templates are kept
+on disk across processes (``TemplateCache``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 from functools import lru_cache
@@ -150,4 +153,30 @@ def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str 
 def _exporter(name: str, kwargs_json: str):
     from nbconvert.exporters import get_exporter
 
-    return get_exporter(name)(**json.loads(kwargs_json))
+    exporter = get_exporter(name)(**json.loads(kwargs_json))
+    environment = getattr(exporter, "environment", None)  # template-based exporters have one
+    if environment is not None and environment.bytecode_cache is None:
+        environment.bytecode_cache = template_cache()
+    return exporter
+
+
+@lru_cache(maxsize=1)
+def template_cache():
+    """Jinja's cache of compiled templates in its per-user folder of the temporary directory,
+    shared by every process (a template whose source changed is compiled anew), or None where
+    that folder cannot be made: templates are then compiled in each process, as nbconvert does.
+    """
+    from jinja2 import FileSystemBytecodeCache
+
+    class TemplateCache(FileSystemBytecodeCache):
+        """A cache that never fails an export: a template it cannot write (a full or read-only
+        disk) is compiled again by the next process."""
+
+        def dump_bytecode(self, bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    try:
+        return TemplateCache()
+    except (OSError, RuntimeError):  # Jinja raises RuntimeError for an unsafe or unmakeable folder
+        return None

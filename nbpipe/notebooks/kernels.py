@@ -5,10 +5,10 @@ kernel template when it can be (``nbpipe.notebooks.forking``): ``KernelKey``'s l
 the template's preload modules then, and None for a kernel started as a new process.
 
 The build warms up before its first notebook (``WarmUp``): it starts the template, whose imports
-then overlap the process's own (papermill's); without forking, a worker starts its first
-notebook's kernel instead. And a worker that will run another notebook starts that kernel while
-the current one runs, so the next task finds it ready (``warm_kernel``). A warm kernel is never
-reused: it runs exactly one notebook, then is shut down.
+then overlap the process's own (papermill's), and when every worker will get a notebook, each
+worker starts its first notebook's kernel as it starts. And a worker that will run another
+notebook starts that kernel while the current one runs, so the next task finds it ready
+(``warm_kernel``). A warm kernel is never reused: it runs exactly one notebook, then is shut down.
 
 Only worker processes keep warm kernels, and a process says it is one
 (``declare_notebook_worker``): a ``Parallel`` worker as it starts, a Dask runner too. The building
@@ -48,10 +48,12 @@ class WarmUp:
     with worker processes, starts one kernel template for all its workers; calling the warm-up,
     in each process that runs notebooks before its first one, starts this process's template
     (forked by the shared one, if any; it returns at once: the template imports in the
-    background), or else, in a worker, the first notebook's kernel. The call returns what stops
-    what it started."""
+    background), and, in a worker of a build with a notebook for every worker
+    (``kernel_ahead``), that first notebook's kernel: it starts as soon as the template is
+    ready, rather than when the notebook arrives. The call returns what stops what it started."""
 
     key: KernelKey
+    kernel_ahead: bool = False  # each worker warms its first notebook's kernel as it starts
     shared: str | None = None  # the shared template's address
 
     def share(self) -> Callable[[], None] | None:
@@ -72,8 +74,13 @@ class WarmUp:
             if self.shared is not None:
                 use_shared_template(self.shared, template)
             template_for(template, self.key[1])
+        if self.kernel_ahead:
+            try:
+                warm_kernel(self.key)
+            except Exception:  # a template that failed: the first notebook's job says why
+                shutdown_warm_kernels()
+        if template is not None:
             return stop_template
-        warm_kernel(self.key)
         return shutdown_warm_kernels
 
 

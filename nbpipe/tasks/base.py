@@ -158,8 +158,9 @@ class Task:
     #: Modules a worker should import before this task's first job (slow imports, paid once).
     worker_imports: tuple[str, ...] = ()
 
-    def worker_warm_up(self) -> Callable[[], None] | None:
-        """Something picklable a worker may run when it starts, to get this task going faster."""
+    def worker_warm_up(self, ahead: bool = False) -> Callable[[], None] | None:
+        """Something picklable a worker may run when it starts, to get this task going faster;
+        ``ahead``: every worker will get a task of this type, so each may prepare its first."""
         return None
 
     def refresh(self) -> None:

@@ -319,12 +319,13 @@ class NotebookRunner(Task):
         template, _ = kernel_launch(self.kernel_name, self.dag)
         return (self.kernel_name, os.path.abspath(cwd), tuple(arguments), template)
 
-    def worker_warm_up(self) -> Callable[[], object]:
-        """The build's warm-up (for its first notebook), which also says once how kernels start:
-        forked from a template with the DAG's ``preload``, or as new processes, and why."""
+    def worker_warm_up(self, ahead: bool = False) -> Callable[[], object]:
+        """The build's warm-up (for its first notebook, whose kernel each worker starts as it
+        starts when ``ahead``), which also says once how kernels start: forked from a template
+        with the DAG's ``preload``, or as new processes, and why."""
         key = self.kernel_key()
         say_how_kernels_start(self.kernel_name, self.dag)
-        return WarmUp(key)
+        return WarmUp(key, kernel_ahead=ahead)
 
     def injected_parameters(self, product: Product | None = None) -> dict[str, Any]:
         """What a run injects after the parameters cell: ``product`` (``product``'s absolute
