@@ -7,12 +7,15 @@ from pathlib import Path
 
 EXPORT = """
 import sys
+if len(sys.argv) > 2:
+    import IPython  # as in a process that uses IPython already
 import nbformat
 from nbpipe.notebooks.convert import export, template_cache
 
 notebook = nbformat.v4.new_notebook(cells=[
     nbformat.v4.new_markdown_cell("# A report"),
     nbformat.v4.new_code_cell("x = 1\\nprint(x)"),
+    nbformat.v4.new_code_cell("%time y = 2\\n!echo shell"),
 ])
 for number, cell in enumerate(notebook.cells):
     cell.id = f"cell-{number}"  # fixed: two runs' reports compare equal
@@ -20,21 +23,34 @@ notebook.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipyth
 with open(sys.argv[1], "w") as f:
     f.write(export(notebook, ".html"))
 print("cache" if template_cache() is not None else "no cache")
+print("terminal" if "IPython.terminal" in sys.modules else "no terminal")
+import IPython
+print(IPython.get_ipython(), IPython.version_info >= (8,), "IPython.terminal" in sys.modules)
 """
 
 
-def export_in_new_process(tmp_path: Path, out: str, tmpdir: Path) -> str:
+def export_in_new_process(
+    tmp_path: Path, out: str, tmpdir: Path, *, ipython_first: bool = False
+) -> list[str]:
     """Exports a notebook to HTML in a fresh interpreter whose temporary directory is
-    ``tmpdir``; returns whether it had a template cache."""
+    ``tmpdir`` (after importing IPython if ``ipython_first``); returns what it printed: whether
+    it had a template cache, whether IPython's terminal was imported by then, and what IPython
+    answered when asked afterwards."""
     env = {**os.environ, "TMPDIR": str(tmpdir)}
     done = subprocess.run(
-        [sys.executable, "-c", EXPORT, str(tmp_path / out)],
+        [
+            sys.executable,
+            "-c",
+            EXPORT,
+            str(tmp_path / out),
+            *(["ipython"] if ipython_first else []),
+        ],
         env=env,
         capture_output=True,
         text=True,
         check=True,
     )
-    return done.stdout.strip()
+    return done.stdout.strip().splitlines()
 
 
 def cached_templates(tmpdir: Path) -> dict[str, int]:
@@ -45,11 +61,11 @@ def cached_templates(tmpdir: Path) -> dict[str, int]:
 def test_a_second_process_uses_the_templates_the_first_compiled(tmp_path):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
-    assert export_in_new_process(tmp_path, "first.html", tmpdir) == "cache"
+    assert export_in_new_process(tmp_path, "first.html", tmpdir)[0] == "cache"
     compiled = cached_templates(tmpdir)
     assert compiled, "the first export keeps its compiled templates"
 
-    assert export_in_new_process(tmp_path, "second.html", tmpdir) == "cache"
+    assert export_in_new_process(tmp_path, "second.html", tmpdir)[0] == "cache"
     assert cached_templates(tmpdir) == compiled, "the second loads them, compiling none anew"
     first = (tmp_path / "first.html").read_text()
     assert "A report" in first and (tmp_path / "second.html").read_text() == first
@@ -59,5 +75,18 @@ def test_an_unusable_cache_folder_only_costs_the_compiling(tmp_path):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     (tmpdir / f"_jinja2-cache-{os.getuid()}").write_text("a file where Jinja wants its folder")
-    assert export_in_new_process(tmp_path, "report.html", tmpdir) == "no cache"
+    assert export_in_new_process(tmp_path, "report.html", tmpdir)[0] == "no cache"
     assert "A report" in (tmp_path / "report.html").read_text()
+
+
+def test_reports_are_highlighted_by_ipythons_lexers_without_importing_ipython(tmp_path):
+    """The export imports IPython's lexers, not its terminal; the report is the one a process
+    that had imported IPython writes; IPython, asked afterwards, is whole."""
+    printed = export_in_new_process(tmp_path, "lexers.html", tmp_path)
+    assert printed[1:] == ["no terminal", "None True True"]
+    assert export_in_new_process(tmp_path, "ipython.html", tmp_path, ipython_first=True)[1] == (
+        "terminal"
+    )
+    report = (tmp_path / "lexers.html").read_text()
+    assert report == (tmp_path / "ipython.html").read_text()
+    assert "shell" in report and "time" in report

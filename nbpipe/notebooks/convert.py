@@ -153,6 +153,9 @@ def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str 
 def _exporter(name: str, kwargs_json: str):
     from nbconvert.exporters import get_exporter
 
+    from nbpipe.notebooks.imports import import_ipython_lexers
+
+    import_ipython_lexers()  # nbconvert highlights code with them; IPython itself is not needed
     exporter = get_exporter(name)(**json.loads(kwargs_json))
     environment = getattr(exporter, "environment", None)  # template-based exporters have one
     if environment is not None and environment.bytecode_cache is None:

@@ -7,6 +7,10 @@
   from (boto3 for S3, azure, gcsfs, pyarrow for HDFS, PyGithub): most of a second with boto3
   installed. nbpipe hands papermill a notebook and a local path, never a remote one.
 
+- nbconvert highlights code cells with IPython's pygments lexers, and importing those runs
+  IPython's package ``__init__``, which imports IPython's terminal (prompt_toolkit, jedi): half a
+  second for a few classes of regular expressions (``import_ipython_lexers``).
+
 So the processes that run notebooks (workers, and the building process under Serial, the magic,
 ``nbpipe run``) import the notebook stack with those modules hidden (unless already imported):
 afterwards they import normally, though this process's jsonschema keeps no "iri" check and its
@@ -17,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 
 HIDDEN = ("rfc3987_syntax", "boto3", "azure", "gcsfs", "pyarrow", "github")
@@ -58,3 +64,36 @@ def prepare_before_fork(modules: Iterable[str]) -> None:
         from nbpipe.notebooks.convert import export
 
         export(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")]), ".html")
+
+
+def import_ipython_lexers() -> None:
+    """Imports ``IPython.lib.lexers`` without running IPython's package ``__init__`` yet (unless
+    IPython was imported already, as in a kernel).
+
+    ``IPython`` is then the package module, complete but for what its ``__init__`` defines: its
+    submodules import as usual (``import IPython.display`` imports that module alone), and the
+    first time anything asks the package for a name it lacks (``IPython.get_ipython``,
+    ``from IPython import embed``), the ``__init__`` runs, in that same module, and the name is
+    found as if it had run at first. A process that only writes reports never pays it."""
+    if "IPython" in sys.modules:
+        return
+    spec = importlib.util.find_spec("IPython")
+    if spec is None or spec.loader is None:
+        return  # no IPython: nbconvert highlights as plain Python
+    package = importlib.util.module_from_spec(spec)
+    initialising = threading.Lock()
+
+    def __getattr__(name: str):
+        with initialising:
+            if package.__dict__.get("__getattr__") is __getattr__:
+                del package.__getattr__
+                try:
+                    spec.loader.exec_module(package)
+                except BaseException:
+                    sys.modules.pop("IPython", None)
+                    raise
+        return getattr(package, name)  # defined by the __init__, or AttributeError as usual
+
+    package.__getattr__ = __getattr__
+    sys.modules["IPython"] = package
+    importlib.import_module("IPython.lib.lexers")
