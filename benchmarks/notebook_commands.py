@@ -5,12 +5,13 @@
     python benchmarks/notebook_commands.py --repeat 5 --json benchmarks/results/notebooks.json
     python benchmarks/notebook_commands.py --scenario trivial16 --only nbpipe
 
-Each command runs in a fresh copy of its project, one after the other (never two at once), and is
-measured from outside: wall time, and CPU time (user + system) of the command and every process
-it waited for (workers, kernels, kernel templates), from ``os.wait4``. Ploomber runs from its own
-virtualenv (``benchmarks/.venv-ploomber``, made by ``run.py``); the notebooks that import pandas
-need ``pip install pandas`` in both environments. nbpipe's pipelines differ from Ploomber's by
-one line: ``meta.preload`` where a notebook imports pandas (a key Ploomber does not know).
+Each command runs in a fresh copy of its project, one after the other (never two at once; the
+tools of a scenario take turns, run by run), and is measured from outside: wall time, and CPU
+time (user + system) of the command and every process it waited for (workers, kernels, kernel
+templates), from ``os.wait4``. Ploomber runs from its own virtualenv
+(``benchmarks/.venv-ploomber``, made by ``run.py``); the notebooks that import pandas need
+``pip install pandas`` in both environments. nbpipe's pipelines differ from Ploomber's by one
+line: ``meta.preload`` where a notebook imports pandas (a key Ploomber does not know).
 
 Scenarios (``executor: parallel`` has as many workers as cores for both tools):
 
@@ -238,17 +239,21 @@ def main(argv=None) -> int:
     raw = []
     failed = False
     for scenario in scenarios:
-        for tool in tools_of[scenario]:
-            if tool not in pythons or (
-                args.only and tool in ("nbpipe", "ploomber") and tool != args.only
-            ):
-                continue
+        tools = [
+            tool
+            for tool in tools_of[scenario]
+            if tool in pythons
+            and not (args.only and tool in ("nbpipe", "ploomber") and tool != args.only)
+        ]
+        # the tools take turns: a slow minute on a shared machine weighs on each of them
+        runs: dict[str, list[dict]] = {tool: [] for tool in tools}
+        for _ in range(args.repeat):
+            for tool in tools:
+                runs[tool].append(run_once(scenario, tool, pythons[tool], args.timeout))
+        for tool in tools:
             print(f"{scenario} / {tool}...", end=" ", flush=True)
-            runs = [
-                run_once(scenario, tool, pythons[tool], args.timeout) for _ in range(args.repeat)
-            ]
-            raw.append({"scenario": scenario, "tool": tool, "runs": runs})
-            results[scenario, tool] = summary = summarize(runs)
+            raw.append({"scenario": scenario, "tool": tool, "runs": runs[tool]})
+            results[scenario, tool] = summary = summarize(runs[tool])
             if "error" in summary:
                 failed = True
                 print(f"ERROR\n{summary['error']}")
