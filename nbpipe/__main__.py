@@ -2,6 +2,6 @@
 
 import sys
 
-from nbpipe.cli import main
+from nbpipe.cli import console
 
-sys.exit(main())
+sys.exit(console())
