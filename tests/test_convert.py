@@ -1,9 +1,12 @@
 """Exports to product formats: nbconvert's compiled templates kept across processes."""
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from notebook_files import write_notebook
 
 EXPORT = """
 import sys
@@ -90,3 +93,39 @@ def test_reports_are_highlighted_by_ipythons_lexers_without_importing_ipython(tm
     report = (tmp_path / "lexers.html").read_text()
     assert report == (tmp_path / "ipython.html").read_text()
     assert "shell" in report and "time" in report
+
+
+BUILD_THEN_USE_IPYTHON = """
+import json, sys
+from nbpipe import DAG
+from nbpipe.executors import Serial
+from nbpipe.products import File
+from nbpipe.tasks import NotebookRunner, PythonCallable
+
+def use_ipython(product, upstream):
+    import IPython
+    from IPython.display import HTML
+
+    report = open(upstream["report"]["html"]).read()
+    used = {"version": list(IPython.version_info[:2]), "shell": repr(IPython.get_ipython()),
+            "html": HTML("<b>x</b>").data, "report": "<pre>42" in report}
+    open(str(product), "w").write(json.dumps(used))
+
+dag = DAG(executor=Serial())
+report = NotebookRunner("report.ipynb", {"nb": File("out/report.ipynb"),
+                        "html": File("out/report.html")}, dag, name="report",
+                        nb_product_key=["nb", "html"])
+after = PythonCallable(use_ipython, File("out/after.json"), dag, name="after")
+report >> after
+dag.build()
+"""
+
+
+def test_a_task_after_a_report_in_the_same_process_finds_ipython_whole(workdir):
+    """Under Serial the building process writes the report (IPython's lexers alone), then runs a
+    function that uses IPython: the package initialises when asked, as if imported whole."""
+    write_notebook(workdir / "report.ipynb", "print(21 * 2)")
+    subprocess.run([sys.executable, "-c", BUILD_THEN_USE_IPYTHON], cwd=workdir, check=True)
+    used = json.loads((workdir / "out" / "after.json").read_text())
+    assert used == {"version": used["version"], "shell": "None", "html": "<b>x</b>", "report": True}
+    assert used["version"][0] >= 8
