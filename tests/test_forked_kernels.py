@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from engine_tasks import write_name
 from notebook_files import processes_with_marker, write_notebook
 from wait_helpers import touch_code, wait_for_marker, wait_until
 
@@ -26,7 +27,7 @@ from nbpipe.notebooks.forking import kernel_launch, runs_this_ipykernel
 from nbpipe.products import File
 from nbpipe.spec import DAGSpec
 from nbpipe.spec.errors import SpecError
-from nbpipe.tasks import NotebookRunner
+from nbpipe.tasks import NotebookRunner, PythonCallable
 
 TEMPLATE = "nbpipe.notebooks.template"
 
@@ -286,6 +287,25 @@ def test_a_preload_that_starts_threads_or_fails_is_a_clear_error(
         dag.build()
 
     assert error in str(raised.value)
+    assert_nothing_left(marker)
+
+
+def test_workers_whose_template_failed_fail_each_notebook_with_its_error(workdir, marker):
+    """Two notebooks on two workers: each worker would start a kernel as it starts; the
+    template's import error reaches every notebook, the workers stay usable for the rest."""
+    (workdir / "broken.py").write_text("import no_such_module_for_nbpipe\n")
+    write_notebook(workdir / "nb.ipynb", "print('never runs')")
+    dag = DAG(preload=["broken"], executor=Parallel(processes=2, start_method="fork"))
+    for name in ("a", "b"):
+        NotebookRunner("nb.ipynb", File(f"out/{name}.ipynb"), dag, name=name)
+    PythonCallable(write_name, File("out/other.txt"), dag, name="other")
+
+    with pytest.raises(DAGBuildError) as raised:
+        dag.build()
+
+    assert set(raised.value.failures) == {"a", "b"}
+    assert "preload module 'broken' failed to import" in str(raised.value)
+    assert (workdir / "out/other.txt").exists(), "a task that needs no kernel still runs"
     assert_nothing_left(marker)
 
 
