@@ -202,18 +202,7 @@ class Build:
             {module for name in self.to_run for module in self.tasks[name].worker_imports}
         )
         warm = WarmBudget((type(self.tasks[name]) for name in self.to_run), executor.processes)
-        warm_up = next(
-            (
-                w
-                for name in self.to_run
-                if (
-                    w := self.tasks[name].worker_warm_up(
-                        warm.every_worker_gets(type(self.tasks[name]))
-                    )
-                )
-            ),
-            None,
-        )
+        warm_up = self._worker_warm_up(warm)
         done: queue.SimpleQueue = queue.SimpleQueue()  # finished jobs, starts, progress reports
         line = ProgressLine(
             handle=self._progress,
@@ -230,6 +219,16 @@ class Build:
                     self.tasks[name].discard(staged)
                 self.running.clear()
                 raise
+
+    def _worker_warm_up(self, warm: WarmBudget) -> Callable[[], object] | None:
+        """The first warm-up a task to run offers its workers (a notebook's: the kernel
+        template, and each worker's first kernel when every worker will get a notebook)."""
+        for name in self.to_run:
+            task = self.tasks[name]
+            warm_up = task.worker_warm_up(ahead=warm.every_worker_gets(type(task)))
+            if warm_up is not None:
+                return warm_up
+        return None
 
     def _loop(
         self,

@@ -10,12 +10,13 @@ So the loop keeps count, per kind of task. The first ``workers`` jobs land on wo
 kernel warmed by a job: they start theirs cold, or, in a build with a task of that kind for every
 worker (``every_worker_gets``), each worker starts its first kernel as it starts (the same count
 of kernels, started earlier). Each later job lands on a worker that has just finished a job, and
-takes the kernel promised there. A job is told to warm one (``more_to_come``) only while more tasks of its kind
-are still to be handed over than warm kernels already promised plus idle workers that will take
-one cold. Examples, on 2 workers: 2 notebooks start 2 kernels (warming "while any is left" started
-3); 16 notebooks: the first 14 jobs warm one each, the last two take the kernels of the 13th and
-14th: 16 kernels (not 17). Which worker takes which job is the pool's choice, though: a job that
-lands on a worker other than the one holding its kernel starts cold, and that kernel goes unused.
+takes the kernel promised there. A job is told to warm one (``more_to_come``) only while more
+tasks of its kind are still to be handed over than warm kernels already promised plus idle
+workers that will take one cold. Examples, on 2 workers: 2 notebooks start 2 kernels (warming
+"while any is left" started 3); 16 notebooks: the first 14 jobs warm one each, the last two take
+the kernels of the 13th and 14th: 16 kernels (not 17). Which worker takes which job is the
+pool's choice, though: a job that lands on a worker other than the one holding its kernel starts
+cold, and that kernel goes unused.
 """
 
 from __future__ import annotations

@@ -181,5 +181,5 @@ def template_cache():
 
     try:
         return TemplateCache()
-    except (OSError, RuntimeError):  # Jinja raises RuntimeError for an unsafe or unmakeable folder
+    except (OSError, RuntimeError):  # RuntimeError: Jinja found the folder unsafe or unmakeable
         return None
