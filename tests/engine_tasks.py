@@ -65,3 +65,18 @@ def no_output(product):
 def two_files(product):
     Path(product["a"]).write_text("a")
     Path(product["b"]).write_text("b")
+
+
+def prepared_notebook_stack(product):
+    """Writes what this process has ready for notebooks: nbformat's compiled validators (their
+    versions) and nbpipe's built exporters."""
+    import json
+    import sys
+
+    validator = sys.modules.get("nbformat.validator")
+    convert = sys.modules.get("nbpipe.notebooks.convert")
+    ready = {
+        "validators": sorted([key[1], key[2]] for key in getattr(validator, "validators", {})),
+        "exporters": convert._exporter.cache_info().currsize if convert else 0,
+    }
+    Path(str(product)).write_text(json.dumps(ready))

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from engine_tasks import write_name
+from engine_tasks import prepared_notebook_stack, write_name
 from notebook_files import processes_with_marker, write_notebook
 from wait_helpers import wait_until
 
@@ -186,3 +186,30 @@ def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, 
         lambda: not processes_with_marker(marker),
         lambda: f"the build's kernels and workers to end (left: {processes_with_marker(marker)})",
     )
+
+
+@pytest.mark.parametrize("products", [["nb"], ["nb", "html"]])
+def test_workers_start_with_the_notebook_stack_prepared(workdir, products):
+    """The building process does once, before forking its workers, what each would do on its
+    first notebook: a function that runs in a worker before any notebook finds nbformat's
+    validator for the current format compiled, and the HTML exporter built when a notebook
+    writes HTML."""
+    import nbformat
+
+    write_notebook(workdir / "nb.ipynb", "print(1)")
+    dag = DAG(executor=Parallel(processes=1, start_method="fork"))
+    first = PythonCallable(prepared_notebook_stack, File("out/ready.json"), dag, name="first")
+    report = NotebookRunner(
+        "nb.ipynb",
+        {key: File(f"out/nb.{'ipynb' if key == 'nb' else key}") for key in products},
+        dag,
+        name="report",
+        nb_product_key=products,
+    )
+    first >> report
+
+    dag.build()
+
+    ready = json.loads((workdir / "out/ready.json").read_text())
+    assert [4, nbformat.v4.nbformat_minor] in ready["validators"]
+    assert ready["exporters"] == (1 if "html" in products else 0)
