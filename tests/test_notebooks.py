@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
-from engine_tasks import prepared_notebook_stack, write_name
+from engine_tasks import write_name
 from notebook_files import processes_with_marker, write_notebook
 from wait_helpers import wait_until
 
@@ -188,27 +191,43 @@ def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, 
     )
 
 
+PREPARED_STACK_BUILD = """
+import sys
+from engine_tasks import prepared_notebook_stack
+from nbpipe import DAG
+from nbpipe.executors import Parallel
+from nbpipe.products import File
+from nbpipe.tasks import NotebookRunner, PythonCallable
+
+products = sys.argv[1:]
+dag = DAG(executor=Parallel(processes=1, start_method="fork"))
+first = PythonCallable(prepared_notebook_stack, File("out/ready.json"), dag, name="first")
+report = NotebookRunner(
+    "nb.ipynb",
+    {key: File("out/nb." + ("ipynb" if key == "nb" else key)) for key in products},
+    dag,
+    name="report",
+    nb_product_key=products,
+)
+first >> report
+dag.build()
+"""
+
+
 @pytest.mark.parametrize("products", [["nb"], ["nb", "html"]])
 def test_workers_start_with_the_notebook_stack_prepared(workdir, products):
     """The building process does once, before forking its workers, what each would do on its
     first notebook: a function that runs in a worker before any notebook finds nbformat's
     validator for the current format compiled, and the HTML exporter built when a notebook
-    writes HTML."""
+    writes HTML. (A fresh building process: this one has compiled and built them already.)"""
     import nbformat
 
     write_notebook(workdir / "nb.ipynb", "print(1)")
-    dag = DAG(executor=Parallel(processes=1, start_method="fork"))
-    first = PythonCallable(prepared_notebook_stack, File("out/ready.json"), dag, name="first")
-    report = NotebookRunner(
-        "nb.ipynb",
-        {key: File(f"out/nb.{'ipynb' if key == 'nb' else key}") for key in products},
-        dag,
-        name="report",
-        nb_product_key=products,
+    tests = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    subprocess.run(
+        [sys.executable, "-c", PREPARED_STACK_BUILD, *products], cwd=workdir, env=env, check=True
     )
-    first >> report
-
-    dag.build()
 
     ready = json.loads((workdir / "out/ready.json").read_text())
     assert [4, nbformat.v4.nbformat_minor] in ready["validators"]
