@@ -7,6 +7,7 @@ runners."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -193,6 +195,28 @@ def test_a_worker_killed_mid_build_costs_only_a_rerun_of_its_task(workdir, clust
     cluster.wait_for_workers(2)  # the nanny restarted the killed worker
 
 
+@contextlib.contextmanager
+def interrupted_build(workdir: Path) -> Iterator[subprocess.Popen]:
+    """``nbpipe build`` in ``workdir``, interrupted (Ctrl-C) when the block ends; afterwards its
+    ``returncode`` and ``stderr_text`` are set. A build that does not stop is killed: none is
+    left running, whatever the block raised."""
+    build = subprocess.Popen(
+        [sys.executable, "-m", "nbpipe", "build"],
+        cwd=workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield build
+        build.send_signal(signal.SIGINT)
+        _, build.stderr_text = build.communicate(timeout=120)
+    finally:
+        if build.poll() is None:
+            build.kill()
+            build.wait()
+
+
 def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
     marker = workdir / "sleeping"
     write_notebook(
@@ -204,24 +228,11 @@ def test_a_cancelled_build_leaves_no_kernel_on_any_worker(workdir, cluster):
         "tasks:\n  - source: sleeper.ipynb\n    product: sleeper.html\n"
     )
     before = set(cluster.kernels())  # runners' kernel templates from earlier builds stay
-    build = subprocess.Popen(
-        [sys.executable, "-m", "nbpipe", "build"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with interrupted_build(workdir) as build:
         wait_for_marker(marker, "the notebook to run on a worker", timeout=120)
         kernel = int(marker.read_text())
         assert kernel in cluster.kernels()
-        build.send_signal(signal.SIGINT)
-        _, stderr = build.communicate(timeout=120)
-    finally:
-        if build.poll() is None:
-            build.kill()
-            build.wait()
-    assert build.returncode == 130, stderr
+    assert build.returncode == 130, build.stderr_text
     wait_until(
         lambda: not set(cluster.kernels()) - before,
         lambda: f"no kernel left ({set(cluster.kernels()) - before})",
@@ -250,31 +261,18 @@ def test_a_cancelled_build_stops_the_kernel_a_running_notebook_kept_warm(workdir
         f"executor: {{dotted_path: nbpipe.executors.Dask, address: '{cluster.address}'}}\n"
         f"tasks:\n{tasks}"
     )
-    build = subprocess.Popen(
-        [sys.executable, "-m", "nbpipe", "build"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
     def beside_a_warm_kernel() -> dict[str, dict] | None:
         seen = kernels_beside(folder)
         return seen if any(record["beside"] for record in seen.values()) else None
 
-    try:
+    with interrupted_build(workdir) as build:
         seen = wait_until(
             beside_a_warm_kernel,
             lambda: f"a notebook to run beside a warm kernel ({kernels_beside(folder)})",
             timeout=120,
         )
-        build.send_signal(signal.SIGINT)
-        _, stderr = build.communicate(timeout=120)
-    finally:
-        if build.poll() is None:
-            build.kill()
-            build.wait()
-    assert build.returncode == 130, stderr
+    assert build.returncode == 130, build.stderr_text
     kernels = {pid for record in seen.values() for pid in (record["pid"], *record["beside"])}
     wait_until(
         lambda: not still_running(kernels),
