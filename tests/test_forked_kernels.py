@@ -147,6 +147,42 @@ def test_a_forked_kernel_is_interrupted_mid_cell(tmp_path, marker):
     assert_nothing_left(marker)
 
 
+def test_kernels_start_and_stop_without_jupyter_clients_pause_for_tests(
+    tmp_path, marker, monkeypatch
+):
+    """jupyter_client sleeps 10 ms after it starts a kernel and after it stops one (for its own
+    tests): nbpipe's managers do neither, and keep the ``ready`` future as jupyter_client does."""
+    import asyncio
+
+    from jupyter_core.utils import run_sync
+
+    from nbpipe.notebooks.forking import stop_template
+    from nbpipe.notebooks.kernels import stop_kernel
+    from nbpipe.notebooks.provisioner import ForkingKernelManager
+
+    pauses: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recorded_sleep(delay, *args, **kwargs):
+        pauses.append(delay)
+        return await sleep(delay, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
+    manager = ForkingKernelManager(kernel_name="python3")
+    try:
+        run_sync(manager.start_kernel)(cwd=str(tmp_path))
+        assert manager.ready.done() and manager.ready.exception() is None
+        assert run_sync(manager.is_alive)()
+        run_sync(manager.shutdown_kernel)(now=True)
+        assert manager.ready.done() and manager.ready.exception() is None
+        assert not run_sync(manager.is_alive)()
+    finally:
+        stop_kernel(manager)
+        stop_template()
+    assert 0.01 not in pauses, pauses
+    assert_nothing_left(marker)
+
+
 def test_a_kernel_that_dies_fails_its_task_naming_the_cell(workdir, marker):
     write_notebook(workdir / "dies.ipynb", "print('before')", "import os\nos._exit(3)")
     dag = DAG()

@@ -25,12 +25,14 @@ only one kernel uses cannot be picked twice.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from queue import Empty
 from typing import Any
 
@@ -135,10 +137,40 @@ def _forkable(cmd: list[str], kwargs: dict[str, Any]) -> bool:
     )
 
 
+def _without_test_pause(decorated: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """jupyter_client's ``start_kernel`` and ``shutdown_kernel`` wear a decorator that keeps the
+    manager's ``ready`` future and then sleeps 10 ms, "so that tests can capture the state
+    before done": every notebook would wait 20 ms doing nothing, on its own critical path (a
+    warm kernel starts while the notebook before it runs). This is the method the decorator
+    wraps, with ``ready`` kept as the decorator keeps it and no pause; a jupyter_client whose
+    method is not decorated keeps its own."""
+    method = getattr(decorated, "__wrapped__", None)
+    if method is None:
+        return decorated
+
+    @functools.wraps(method)
+    async def without_pause(self, *args: Any, **kwargs: Any) -> Any:
+        if self._attempted_start or not self._ready:
+            self._ready = None  # the ``ready`` property makes a fresh future
+        ready = self.ready
+        try:
+            result = await method(self, *args, **kwargs)
+        except Exception as error:
+            ready.set_exception(error)
+            self.log.exception(ready.exception())  # as jupyter_client's (it retrieves it)
+            raise
+        if self.owns_kernel:
+            ready.set_result(None)
+        return result
+
+    return without_pause
+
+
 class OwnKernelManager(AsyncKernelManager):
     """An AsyncKernelManager that remembers the clients it made: papermill does not stop the
     client of a kernel it was given (``km``), so ``close_clients`` does, with the kernel. Its
-    clients are ``QuickReadyClient``s; its kernelspecs are read without importing IPython.
+    clients are ``QuickReadyClient``s; its kernelspecs are read without importing IPython; its
+    kernels start and stop without jupyter_client's pause for tests (``_without_test_pause``).
 
     An ipykernel kernel gets a private folder (``nbpipe-kernel-*`` in the temporary folder) for
     its connection file and its ``ipc`` sockets, removed when the kernel's resources are cleaned
@@ -147,6 +179,9 @@ class OwnKernelManager(AsyncKernelManager):
 
     client_class = DottedObjectName("nbpipe.notebooks.provisioner.QuickReadyClient")
     client_factory = Type(klass="nbpipe.notebooks.provisioner.QuickReadyClient")
+
+    start_kernel = _without_test_pause(AsyncKernelManager.start_kernel)
+    shutdown_kernel = _without_test_pause(AsyncKernelManager.shutdown_kernel)
 
     @default("kernel_spec_manager")
     def _kernel_spec_manager_default(self) -> KernelSpecManager:
