@@ -147,18 +147,19 @@ def test_a_forked_kernel_is_interrupted_mid_cell(tmp_path, marker):
     assert_nothing_left(marker)
 
 
-def test_kernels_start_and_stop_without_jupyter_clients_pause_for_tests(
-    tmp_path, marker, monkeypatch
-):
+@pytest.mark.parametrize("manager_class", ["ForkingKernelManager", "OwnKernelManager"])
+def test_kernels_start_and_stop_without_idle_pauses(tmp_path, marker, monkeypatch, manager_class):
     """jupyter_client sleeps 10 ms after it starts a kernel and after it stops one (for its own
-    tests): nbpipe's managers do neither, and keep the ``ready`` future as jupyter_client does."""
+    tests), and polls a killed kernel only every tenth of a second: nbpipe's managers, forked
+    kernels and spawned ones, do not sleep those 10 ms, keep the ``ready`` future as
+    jupyter_client does, and poll a killed kernel within milliseconds."""
     import asyncio
 
     from jupyter_core.utils import run_sync
 
+    from nbpipe.notebooks import provisioner
     from nbpipe.notebooks.forking import stop_template
     from nbpipe.notebooks.kernels import stop_kernel
-    from nbpipe.notebooks.provisioner import ForkingKernelManager
 
     pauses: list[float] = []
     sleep = asyncio.sleep
@@ -168,18 +169,22 @@ def test_kernels_start_and_stop_without_jupyter_clients_pause_for_tests(
         return await sleep(delay, *args, **kwargs)
 
     monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
-    manager = ForkingKernelManager(kernel_name="python3")
+    manager = getattr(provisioner, manager_class)(kernel_name="python3")
     try:
         run_sync(manager.start_kernel)(cwd=str(tmp_path))
+        forked = isinstance(manager.provisioner.process, provisioner.ForkedProcess)
+        assert forked == (manager_class == "ForkingKernelManager")
         assert manager.ready.done() and manager.ready.exception() is None
         assert run_sync(manager.is_alive)()
+        starting, pauses[:] = list(pauses), []
         run_sync(manager.shutdown_kernel)(now=True)
         assert manager.ready.done() and manager.ready.exception() is None
         assert not run_sync(manager.is_alive)()
     finally:
         stop_kernel(manager)
         stop_template()
-    assert 0.01 not in pauses, pauses
+    assert 0.01 not in starting + pauses, (starting, pauses)
+    assert pauses[:1] in ([], [provisioner.QUICK_POLL]), pauses
     assert_nothing_left(marker)
 
 

@@ -24,6 +24,7 @@ only one kernel uses cannot be picked twice.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import os
@@ -49,6 +50,7 @@ from nbpipe.notebooks.kernelspecs import QuickKernelSpecManager
 PROVISIONER_NAME = "nbpipe-fork"
 _ENTRY_POINT = "nbpipe.notebooks.provisioner:ForkProvisioner"
 KILL_WAIT = 0.5  # seconds
+QUICK_POLL = 0.005  # seconds: how often a killed kernel is polled in its first KILL_WAIT
 #: The longest Unix socket path (``sun_path``) every POSIX system takes, terminator included.
 SOCKET_PATH_MAX = 104
 
@@ -218,6 +220,15 @@ class OwnKernelManager(AsyncKernelManager):
                 shutil.rmtree(folder, ignore_errors=True)
 
     cleanup_resources = _async_cleanup_resources
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        """Waits for the kernel to end, polling it every few milliseconds for the first half
+        second: a killed kernel is gone within milliseconds, and jupyter_client polls again
+        only after ``pollinterval`` (a tenth of a second, which every spawned kernel's stop
+        spent; a forked kernel's kill waits for the template's notice instead)."""
+        quick_until = time.monotonic() + KILL_WAIT
+        while await self._async_is_alive():
+            await asyncio.sleep(QUICK_POLL if time.monotonic() < quick_until else pollinterval)
 
     def client(self, **kwargs: Any):
         client = super().client(**kwargs)
