@@ -269,6 +269,26 @@ def test_ctrl_c_of_a_serial_build_stops_its_forked_kernel_and_template(tmp_path)
     assert alive == [], f"left running: {[p.cmdline() for p in alive]}"
 
 
+def test_a_template_runs_its_exit_handlers(workdir, marker):
+    """The template ends without the interpreter's teardown of the modules it imported for its
+    kernels (pandas...: most of its stop, and every build waits for it), but as a process that
+    exits: the exit handlers its preloads registered run."""
+    (workdir / "ending.py").write_text(
+        "import atexit, os, pathlib\n"
+        "here = pathlib.Path(__file__).parent\n"
+        "atexit.register(lambda: (here / f'exit-handler-{os.getpid()}').touch())\n"
+    )
+    write_notebook(workdir / "report.ipynb", REPORT)
+    dag = DAG(executor=Serial(), preload=["ending"])
+    NotebookRunner("report.ipynb", File("out/report.ipynb"), dag)
+
+    dag.build()
+
+    assert_nothing_left(marker)
+    template = report_of(workdir / "out/report.ipynb")["ppid"]
+    assert (workdir / f"exit-handler-{template}").exists()
+
+
 def test_a_kernelspec_that_is_not_this_ipykernel_is_spawned(tmp_path):
     """A kernelspec with other arguments (as a conda environment's, R's or Julia's would be)
     starts its kernel as today: a new process, child of the build; the build says so."""
@@ -398,3 +418,15 @@ def test_meta_sets_preload_and_fork_kernels(tmp_path):
         DAGSpec({"meta": {"preload": "pandas"}, "tasks": tasks}, folder=tmp_path)
     with pytest.raises(SpecError, match=r"meta.fork_kernels must be true or false"):
         DAGSpec({"meta": {"fork_kernels": "no"}, "tasks": tasks}, folder=tmp_path)
+
+
+def test_wait_or_kill_waits_for_the_end_and_kills_what_outlives_its_timeout():
+    from nbpipe.notebooks.forking import wait_or_kill
+
+    ending = subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"])
+    wait_or_kill(ending, 60)
+    assert ending.returncode == 3
+
+    hanging = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    wait_or_kill(hanging, 0.2)
+    assert hanging.returncode == -signal.SIGKILL

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 
 logger = logging.getLogger("nbpipe")
@@ -216,8 +217,6 @@ class KernelTemplate:
 
     def wait_for(self, pid: int, timeout: float | None = None) -> int | None:
         """Waits for kernel ``pid`` to end (at most ``timeout`` seconds); its exit code or None."""
-        import time
-
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             code = self.exit_code(pid)
@@ -300,15 +299,32 @@ class KernelTemplate:
         if not forked:
             with contextlib.suppress(OSError):
                 self.process.kill()
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        wait_or_kill(self.process, STOP_TIMEOUT)
         with self._lock:
             replies, self._replies = self._replies, None
             if replies is not None:
                 os.close(replies)
+
+
+def wait_or_kill(process: subprocess.Popen, timeout: float) -> None:
+    """Waits for ``process`` to end, and kills it if it has not after ``timeout`` seconds.
+
+    Where the system has process file descriptors (Linux), the wait wakes when the process
+    ends; ``Popen.wait(timeout)`` polls instead, sleeping up to 50 ms between looks, and every
+    build's end waits for its template."""
+    deadline = time.monotonic() + timeout
+    if hasattr(os, "pidfd_open") and process.returncode is None:
+        with contextlib.suppress(OSError):  # gone already, or no pidfd on this kernel
+            ended = os.pidfd_open(process.pid)
+            try:
+                select.select([ended], [], [], timeout)
+            finally:
+                os.close(ended)
+    try:
+        process.wait(timeout=max(0.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _template_command(preload: Sequence[str]) -> list[str]:
@@ -355,11 +371,7 @@ class SharedTemplate:
         if control is None:
             return
         os.close(control)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        wait_or_kill(self.process, STOP_TIMEOUT)
         shutil.rmtree(self._folder, ignore_errors=True)
 
 

@@ -501,4 +501,6 @@ def exited_children(children: set[int]) -> Iterator[tuple[int, int]]:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # no teardown of the modules it imported (pandas...): nothing of them needs it, and the
+    # build waits for this process to end
+    _finish(main())
