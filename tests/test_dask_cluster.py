@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from build_process import start_build
 from dask_tasks import KERNELS_BESIDE, hang_once, kernels_beside, nbpipe_task_states, write_pid
 from engine_tasks import crash
 from notebook_files import processes_with_marker, still_running, write_notebook
@@ -200,13 +201,7 @@ def interrupted_build(workdir: Path) -> Iterator[subprocess.Popen]:
     """``nbpipe build`` in ``workdir``, interrupted (Ctrl-C) when the block ends; afterwards its
     ``returncode`` and ``stderr_text`` are set. A build that does not stop is killed: none is
     left running, whatever the block raised."""
-    build = subprocess.Popen(
-        [sys.executable, "-m", "nbpipe", "build"],
-        cwd=workdir,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    build = start_build(workdir)
     try:
         yield build
         build.send_signal(signal.SIGINT)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from build_process import start_build
 from engine_tasks import write_name
 from notebook_files import processes_with_marker, write_notebook
 from wait_helpers import touch_code, wait_for_marker, wait_until
@@ -245,14 +246,7 @@ def test_ctrl_c_of_a_serial_build_stops_its_forked_kernel_and_template(tmp_path)
     _sleepy_project(
         project, reached, "tasks:\n  - {source: sleepy.ipynb, product: out/sleepy.ipynb}\n"
     )
-    build = subprocess.Popen(
-        [sys.executable, "-m", "nbpipe", "build"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    build = start_build(project, own_process_group=True)
     wait_until(lambda: reached.exists() or build.poll() is not None, "the notebook's sleeping cell")
     assert build.poll() is None, build.communicate()
     family = psutil.Process(build.pid).children(recursive=True)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import psutil
+from build_process import start_build
 from cli_helpers import notebook, write
 from wait_helpers import wait_until
 
@@ -26,14 +25,7 @@ def test_ctrl_c_during_worker_start_up_prints_no_traceback(project):
           - {source: second.py, product: out/second.ipynb}
         """,
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nbpipe", "build"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
+    process = start_build(project, own_process_group=True)
     build = psutil.Process(process.pid)
     workers = wait_until(
         lambda: build.children() if process.poll() is None else ["ended"],
