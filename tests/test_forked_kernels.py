@@ -421,6 +421,6 @@ def test_wait_or_kill_waits_for_the_end_and_kills_what_outlives_its_timeout():
     wait_or_kill(ending, 60)
     assert ending.returncode == 3
 
-    hanging = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    hanging = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
     wait_or_kill(hanging, 0.2)
     assert hanging.returncode == -signal.SIGKILL
