@@ -66,6 +66,53 @@ def test_ipynb_with_upstream_params_and_several_products(workdir):
     assert not list(Path("out").glob(".nbpipe-*"))
 
 
+#: Writes more than a file buffer holds and never closes the file, and registers an exit handler:
+#: what is left in the buffer, and the handler, run only if the kernel ends as a process ends.
+UNCLOSED = """
+import atexit, os, pathlib
+data = open(product["data"], "w")
+data.write("a line of data\\n" * 1000)
+atexit.register(pathlib.Path(os.getcwd(), "exit-handler").write_text, "ran")
+"""
+
+
+@pytest.mark.parametrize(
+    "fork_kernels, executor", [(True, "serial"), (True, "parallel"), (False, "serial")]
+)
+def test_a_kernel_exits_as_papermills_do_its_files_flushed_and_exit_handlers_run(
+    workdir, fork_kernels, executor
+):
+    """Papermill asks a kernel to shut down, and it ends as a Python process ends; a killed
+    kernel loses what its notebook left in a file's buffer (the product is cut short, and the
+    build says it succeeded) and skips its exit handlers."""
+    write_notebook(workdir / "unclosed.ipynb", UNCLOSED)
+    chosen = Parallel(processes=2, start_method="fork") if executor == "parallel" else None
+    dag = DAG(fork_kernels=fork_kernels, **({"executor": chosen} if chosen else {}))
+    NotebookRunner(
+        "unclosed.ipynb", {"nb": File("out/nb.ipynb"), "data": File("out/data.txt")}, dag
+    )
+
+    dag.build()
+
+    assert Path("out/data.txt").read_text() == "a line of data\n" * 1000
+    assert Path("exit-handler").read_text() == "ran"
+
+
+def test_a_kernel_that_does_not_exit_is_stopped_and_the_build_ends(workdir, monkeypatch):
+    """A kernel whose exit never ends (an exit handler that waits forever) is terminated after
+    jupyter_client's ``shutdown_wait_time``, as papermill's is; nothing is left running."""
+    marker = f"NBPIPE_TEST_{uuid.uuid4().hex}"
+    monkeypatch.setenv(marker, "1")
+    write_notebook(workdir / "stuck.ipynb", "import atexit, signal\natexit.register(signal.pause)")
+    dag = DAG()
+    NotebookRunner("stuck.ipynb", File("out/stuck.ipynb"), dag)
+
+    report = dag.build()
+
+    assert report["stuck"].status is TaskStatus.EXECUTED
+    assert not processes_with_marker(marker)
+
+
 def test_percent_script_source_and_conversions(workdir):
     (workdir / "nb.py").write_text(
         '# %% [markdown]\n# A title\n\n# %% tags=["parameters"]\nupstream = None\nproduct = None\n\n'

@@ -3,8 +3,9 @@
 Papermill runs the notebook in a fresh kernel (forked from the kernel template, or a new process:
 ``nbpipe.notebooks.kernels``), injecting ``product``, ``upstream`` and the params in a cell after
 the one tagged ``parameters``. We turn off its save-after-every-cell (quadratic in
-the number of cells) and write the notebook once at the end. A failing notebook is kept beside its
-product as ``<name>.failed.ipynb`` so the user can open it at the failing cell.
+the number of cells) and write the notebook once at the end, while the kernel exits as papermill's
+would (``kernels.exiting``). A failing notebook is kept beside its product as
+``<name>.failed.ipynb`` so the user can open it at the failing cell.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nbpipe.notebooks.cell_progress import CellReporter
 from nbpipe.notebooks.convert import export
 from nbpipe.notebooks.kernels import (
     KernelKey,
+    exiting,
     new_kernel_manager,
     stop_kernel,
     take_warm_kernel,
@@ -99,7 +101,8 @@ def execute(job: NotebookJob) -> None:
             **{**progress.papermill_options(), **options},
         )
     except PapermillExecutionError as error:
-        _keep_failed(scratch, partial, job)
+        with exiting(kernel):
+            _keep_failed(scratch, partial, job)
         line = _failing_line(error.traceback)
         raise NotebookExecutionError(
             source=job.source,
@@ -112,23 +115,25 @@ def execute(job: NotebookJob) -> None:
             partial_path=str(partial),
         ) from None
     except DeadKernelError:
-        raise _kernel_died(job, notebook, running[-1] if running else None, kernel) from None
+        died = _kernel_died(job, notebook, running[-1] if running else None, kernel)
+        stop_kernel(kernel)
+        raise died from None
     except BaseException:  # interrupted (Ctrl-C, SIGTERM) inside papermill
         _cancel_pending_tasks()
+        stop_kernel(kernel)
         raise
     finally:
         progress.close()
         scratch.unlink(missing_ok=True)
-        if kernel is not None:  # a kernel we made is ours to stop (papermill stops its own)
-            stop_kernel(kernel)
 
-    _show_real_paths(executed, job.shown_paths)
-    _record_paths(executed, job)
-    for staged, suffix in job.outputs:
-        body = export(executed, suffix, job.export_kwargs)
-        mode, encoding = ("wb", None) if isinstance(body, bytes) else ("w", "utf-8")
-        with open(staged, mode, encoding=encoding) as f:
-            f.write(body)
+    with exiting(kernel):  # the notebook's files are written while its kernel exits
+        _show_real_paths(executed, job.shown_paths)
+        _record_paths(executed, job)
+        for staged, suffix in job.outputs:
+            body = export(executed, suffix, job.export_kwargs)
+            mode, encoding = ("wb", None) if isinstance(body, bytes) else ("w", "utf-8")
+            with open(staged, mode, encoding=encoding) as f:
+                f.write(body)
     partial.unlink(missing_ok=True)  # an old failure is no longer current
 
 

@@ -8,7 +8,8 @@ The build warms up before its first notebook (``WarmUp``): it starts the templat
 then overlap the process's own (papermill's), and when every worker will get a notebook, each
 worker starts its first notebook's kernel as it starts. And a worker that will run another
 notebook starts that kernel while the current one runs, so the next task finds it ready
-(``warm_kernel``). A warm kernel is never reused: it runs exactly one notebook, then is shut down.
+(``warm_kernel``). A warm kernel is never reused: it runs exactly one notebook, then exits as
+papermill's kernels do (``exiting``: its notebook's files flushed, its exit handlers run).
 
 Only worker processes keep warm kernels, and a process says it is one
 (``declare_notebook_worker``): a ``Parallel`` worker as it starts, a Dask runner too. The building
@@ -29,7 +30,7 @@ its parent process (the worker, or the template) dies.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from multiprocessing.util import Finalize
 
@@ -145,7 +146,9 @@ def warm_kernel(key: KernelKey) -> None:
 
 
 def stop_kernel(manager) -> None:
-    """Shuts a kernel down now (a manager whose start failed: its connection file goes)."""
+    """Kills a kernel now: one that never ran a notebook (warm, unused), one whose notebook was
+    interrupted or whose start failed (its connection file goes). A kernel that ran its notebook
+    exits instead (``exiting``)."""
     from jupyter_core.utils import run_sync
 
     with contextlib.suppress(Exception):  # already gone
@@ -155,6 +158,35 @@ def stop_kernel(manager) -> None:
             run_sync(manager.shutdown_kernel)(now=True)
         else:
             run_sync(manager.cleanup_resources)()
+
+
+@contextlib.contextmanager
+def exiting(manager) -> Iterator[None]:
+    """Asks the kernel of a notebook that ran to its end (or to a failing cell) to exit, as
+    papermill and Jupyter do, runs the block while it exits (the notebook's files are written
+    meanwhile), then waits for its end.
+
+    A kernel killed instead would lose what its user's code left in buffers (a file written
+    and never closed) and skip the exit handlers that code registered. A kernel that does not
+    end within jupyter_client's ``shutdown_wait_time`` is terminated, then killed; and if the
+    wait itself is interrupted (Ctrl-C, a build cancelled), the kernel is killed at once."""
+    from jupyter_core.utils import run_sync
+
+    try:
+        if hasattr(manager, "close_clients"):
+            manager.close_clients()
+        run_sync(manager.request_exit)()
+    except BaseException:
+        stop_kernel(manager)
+        raise
+    try:
+        yield
+    finally:
+        try:
+            run_sync(manager.finish_exit)()
+        except BaseException:
+            stop_kernel(manager)
+            raise
 
 
 def shutdown_warm_kernels() -> int:

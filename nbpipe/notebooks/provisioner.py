@@ -230,6 +230,25 @@ class OwnKernelManager(AsyncKernelManager):
         while await self._async_is_alive():
             await asyncio.sleep(QUICK_POLL if time.monotonic() < quick_until else pollinterval)
 
+    async def request_exit(self) -> None:
+        """The first half of jupyter_client's ``shutdown_kernel()`` (not ``now``): the kernel is
+        sent a shutdown request over its control channel, and ends as a Python process ends,
+        its user namespace cleared (open files flushed and closed) and its exit handlers run.
+        Unlike ``shutdown_kernel``, no interrupt comes first: a kernel whose notebook has run to
+        its end is idle. ``finish_exit`` waits for the end."""
+        if not self.owns_kernel or not self.has_kernel:
+            return
+        self.shutting_down = True
+        self.stop_restarter()
+        await self.request_shutdown()
+
+    async def finish_exit(self) -> None:
+        """The second half: waits for the kernel to end (``shutdown_wait_time``, SIGTERM
+        halfway, then SIGKILL, as jupyter_client does), and removes its connection files."""
+        if self.has_kernel:
+            await self.finish_shutdown()
+        await self.cleanup_resources()
+
     def client(self, **kwargs: Any):
         client = super().client(**kwargs)
         self.__dict__.setdefault("_nbpipe_clients", []).append(client)
