@@ -241,6 +241,20 @@ def test_warm_kernels_are_promised_only_to_notebooks_that_will_take_them():
     assert [budget.handing_over("function") for _ in range(3)] == [True, False, False]
 
 
+def test_the_last_ready_job_before_a_join_warms_a_kernel_too():
+    """1 -> 6 -> 1 on 2 workers: the last notebook waits for the last two middles, and goes to
+    whichever worker finishes first; the earlier middle warmed a kernel by count, the later one
+    (handed over with nothing else ready) warms one too, so both workers hold one."""
+    budget = WarmBudget(["notebook"] * 8, workers=2)
+    nothing_else_ready = {0, 6, 7}  # the first, the last middle, the last
+
+    warms = [budget.handing_over("notebook", last_ready=i in nothing_else_ready) for i in range(8)]
+
+    assert warms == [True] * 7 + [False]
+    without = WarmBudget(["notebook"] * 8, workers=2)
+    assert [without.handing_over("notebook") for _ in range(8)][5:] == [True, False, False]
+
+
 def test_no_kernel_is_warmed_for_a_notebook_an_idle_worker_takes():
     budget = WarmBudget(["notebook"] * 2, workers=2)
     assert [budget.handing_over("notebook") for _ in range(2)] == [False, False]

@@ -86,3 +86,41 @@ def test_with_a_notebook_for_every_worker_each_worker_starts_a_kernel_ahead(work
     assert Path("out/second.ipynb").exists()
     started = [int(mark.name) for mark in kernel_marks.iterdir()]
     assert not still_running(started), "no kernel is left after the build"
+
+
+def test_the_notebook_after_a_join_finds_a_kernel_whichever_worker_finishes_first(
+    workdir, kernel_marks
+):
+    """a and b -> c on two workers. b was handed over with nothing else ready, and finishes
+    first (a waits for a marker file), so c goes to b's worker: b's job warmed a kernel there
+    too (by count alone only a's did, and c started cold). c runs in a kernel started before
+    a ended."""
+    release = workdir / "release"
+    wait_for_release = (
+        f"import os, time\nwhile not os.path.exists({str(release)!r}):\n    time.sleep(0.02)"
+    )
+    write_notebook(workdir / "a.ipynb", wait_for_release)
+    write_notebook(workdir / "b.ipynb", "print('b')")
+    write_notebook(workdir / "c.ipynb", "import os\nprint(os.getpid())")
+    dag = DAG(executor=Parallel(processes=2, start_method="fork"))
+    a = NotebookRunner("a.ipynb", File("out/a.ipynb"), dag, name="a")
+    b = NotebookRunner("b.ipynb", File("out/b.ipynb"), dag, name="b")
+    c = NotebookRunner("c.ipynb", File("out/c.ipynb"), dag, name="c")
+    a >> c
+    b >> c
+
+    build = threading.Thread(target=dag.build)
+    build.start()
+    try:
+        wait_until(lambda: Path("out/b.ipynb").exists(), "b to finish while a waits")
+        # a's kernel and the kernel its job warms, b's and the one its job warms
+        wait_until(lambda: len(list(kernel_marks.iterdir())) == 4, "four kernels started")
+        before_a_ended = {mark.name for mark in kernel_marks.iterdir()}
+    finally:
+        release.touch()
+        build.join(timeout=TIMEOUT)
+    assert not build.is_alive()
+    assert printed_by(workdir / "out/c.ipynb") in before_a_ended
+    started = [int(mark.name) for mark in kernel_marks.iterdir()]
+    assert len(started) == 4, "no kernel started after a ended"
+    assert not still_running(started), "no kernel is left after the build, the unused one too"

@@ -256,7 +256,7 @@ class Build:
                     break  # a retried task runs alone, to tell a culprit from a victim
                 name = ready.popleft()
                 task = self.tasks[name]
-                more_to_come = warm.handing_over(type(task))
+                more_to_come = warm.handing_over(type(task), last_ready=not ready)
                 running[name] = self._start(task, pool, done, not reported_starts, more_to_come)
             if not running:
                 break
