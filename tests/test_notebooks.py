@@ -66,12 +66,15 @@ def test_ipynb_with_upstream_params_and_several_products(workdir):
     assert not list(Path("out").glob(".nbpipe-*"))
 
 
-#: Writes more than a file buffer holds and never closes the file, and registers an exit handler:
-#: what is left in the buffer, and the handler, run only if the kernel ends as a process ends.
+#: Writes more than a file buffer holds and never closes the file, writes to a file a module
+#: keeps open, and registers an exit handler: what is left in the buffers, and the handler, run
+#: only if the kernel ends as a process ends.
 UNCLOSED = """
 import atexit, os, pathlib
+import keeps_a_log
 data = open(product["data"], "w")
 data.write("a line of data\\n" * 1000)
+keeps_a_log.LOG.write("a line of the log\\n")
 atexit.register(pathlib.Path(os.getcwd(), "exit-handler").write_text, "ran")
 """
 
@@ -84,8 +87,12 @@ def test_a_kernel_exits_as_papermills_do_its_files_flushed_and_exit_handlers_run
 ):
     """Papermill asks a kernel to shut down, and it ends as a Python process ends; a killed
     kernel loses what its notebook left in a file's buffer (the product is cut short, and the
-    build says it succeeded) and skips its exit handlers."""
+    build says it succeeded) and skips its exit handlers. A forked kernel, which ends without
+    the interpreter's teardown of its modules, flushes the files they keep open (a spawned
+    kernel's teardown usually does, not always: ipykernel's own exit can hang, and the kernel is
+    terminated)."""
     write_notebook(workdir / "unclosed.ipynb", UNCLOSED)
+    (workdir / "keeps_a_log.py").write_text("LOG = open('module.log', 'w')\n")
     chosen = Parallel(processes=2, start_method="fork") if executor == "parallel" else None
     dag = DAG(fork_kernels=fork_kernels, **({"executor": chosen} if chosen else {}))
     NotebookRunner(
@@ -96,6 +103,8 @@ def test_a_kernel_exits_as_papermills_do_its_files_flushed_and_exit_handlers_run
 
     assert Path("out/data.txt").read_text() == "a line of data\n" * 1000
     assert Path("exit-handler").read_text() == "ran"
+    if fork_kernels:  # a spawned kernel's interpreter flushes it too, as a rule but not always
+        assert Path("module.log").read_text() == "a line of the log\n"
 
 
 def test_a_kernel_that_does_not_exit_is_stopped_and_the_build_ends(workdir, monkeypatch):

@@ -50,6 +50,7 @@ pipe closes: it stops the templates still running, waits for them, and exits.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import gc
 import json
@@ -445,6 +446,11 @@ def become_kernel(request: dict, ready: int, entry, launcher: str, inherited: li
         parent = f"--IPKernelApp.parent_handle={os.getppid()}"
         sys.argv = [importlib.import_module(launcher).__file__, *request["argv"], parent]
         IPKernelApp.launch_instance()
+        # ipykernel's own exit handler closes its zmq sockets and joins its threads, which
+        # os._exit ends anyway; it can also wait forever, when the control thread's last
+        # status message races the closing IOPub thread (and the kernel was terminated 2.5 s
+        # later, before its files were flushed)
+        atexit.unregister(IPKernelApp.instance().close)
         code = 0
     except SystemExit as exit:
         code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
@@ -468,23 +474,37 @@ def _reseed() -> None:
 
 def _finish(code: int) -> None:
     """Ends the kernel process as an interpreter's exit would (threads joined, atexit handlers
-    run, streams flushed), without unwinding into the template's code."""
+    run, open files flushed), without unwinding into the template's code."""
     try:
         import threading
 
         threading._shutdown()  # type: ignore[attr-defined]
     except BaseException:
         pass
-    try:
-        import atexit
-
+    _flush_open_files()  # what was written so far is kept, even if an exit handler hangs
+    with contextlib.suppress(BaseException):
         atexit._run_exitfuncs()
-    except BaseException:
-        pass
-    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
-        with contextlib.suppress(BaseException):
-            stream.flush()
+    _flush_open_files()
     os._exit(code)
+
+
+def _flush_open_files() -> None:
+    """Flushes every file still open for writing, text layers first, as the interpreter's
+    teardown would when it clears the modules that hold them (a module-level log file that a
+    notebook wrote to and never closed: its last lines would be lost). Files only, as ``open``
+    makes them (the standard streams among them), not ipykernel's output streams: flushing
+    those sends on zmq sockets that are closing. Objects the template froze are not looked at:
+    none is a user's file."""
+    import gc
+    import io
+
+    objects = gc.get_objects()
+    for layer in (io.TextIOWrapper, (io.BufferedWriter, io.BufferedRandom)):
+        for obj in objects:
+            if isinstance(obj, layer):
+                with contextlib.suppress(BaseException):
+                    if not obj.closed:
+                        obj.flush()
 
 
 def exited_children(children: set[int]) -> Iterator[tuple[int, int]]:
