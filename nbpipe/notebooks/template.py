@@ -491,10 +491,11 @@ def _finish(code: int) -> None:
 def _flush_open_files() -> None:
     """Flushes every file still open for writing, text layers first, as the interpreter's
     teardown would when it clears the modules that hold them (a module-level log file that a
-    notebook wrote to and never closed: its last lines would be lost). Files only, as ``open``
-    makes them (the standard streams among them), not ipykernel's output streams: flushing
-    those sends on zmq sockets that are closing. Objects the template froze are not looked at:
-    none is a user's file."""
+    notebook wrote to and never closed: its last lines would be lost), then the process's own
+    standard streams. Files only, as ``open`` makes them, not ipykernel's output streams:
+    flushing those sends on zmq sockets that may be closing. The objects the template froze
+    before forking are out of the collector's sight (``gc.get_objects``): the standard streams
+    are among them, none of them is a user's file."""
     import gc
     import io
 
@@ -505,6 +506,9 @@ def _flush_open_files() -> None:
                 with contextlib.suppress(BaseException):
                     if not obj.closed:
                         obj.flush()
+    for stream in (sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(BaseException):
+            stream.flush()
 
 
 def exited_children(children: set[int]) -> Iterator[tuple[int, int]]:
