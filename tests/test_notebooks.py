@@ -73,7 +73,8 @@ UNCLOSED = """
 import atexit, os, pathlib
 import keeps_a_log
 data = open(product["data"], "w")
-data.write("a line of data\\n" * 1000)
+for _ in range(1000):  # line by line: the last lines wait in the buffer
+    data.write("a line of data\\n")
 keeps_a_log.LOG.write("a line of the log\\n")
 atexit.register(pathlib.Path(os.getcwd(), "exit-handler").write_text, "ran")
 """
