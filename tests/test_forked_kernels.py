@@ -283,6 +283,25 @@ def test_a_template_runs_its_exit_handlers(workdir, marker):
     assert (workdir / f"exit-handler-{template}").exists()
 
 
+def test_the_template_loads_with_the_collector_off_and_its_kernels_collect(workdir, marker):
+    """What the template loads lives as long as it does: it imports with the garbage collector
+    off (a collection would scan it all for nothing), and its kernels run with it on."""
+    (workdir / "loaded_early.py").write_text("import gc\ncollector_on = gc.isenabled()\n")
+    write_notebook(
+        workdir / "nb.ipynb",
+        "import gc, sys\nprint(sys.modules['loaded_early'].collector_on, gc.isenabled())",
+    )
+    dag = DAG(executor=Serial(), preload=["loaded_early"])
+    NotebookRunner("nb.ipynb", File("out/nb.ipynb"), dag)
+
+    dag.build()
+
+    cells = json.loads((workdir / "out/nb.ipynb").read_text())["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    assert printed.split() == ["False", "True"]
+    assert_nothing_left(marker)
+
+
 def test_a_kernelspec_that_is_not_this_ipykernel_is_spawned(tmp_path):
     """A kernelspec with other arguments (as a conda environment's, R's or Julia's would be)
     starts its kernel as today: a new process, child of the build; the build says so."""
