@@ -8,7 +8,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from nbpipe.notebooks.source import NotebookSource, read_percent_script
+from nbpipe.notebooks.source import NotebookSource, history_in_memory, read_percent_script
 
 FOLDER = Path(__file__).parents[1] / "example_notebooks"
 EXAMPLES = [FOLDER / f"{name}.py" for name in ("clean", "by_region", "monthly_trend", "report")]
@@ -67,3 +67,11 @@ def test_header_cell_types_and_tags(tmp_path):
     ]
     assert source.notebook["cells"][2]["metadata"]["tags"] == ["a", "b"]
     assert cells(source.notebook) == cells(json.loads(json.dumps(jupytext.reads(SCRIPT, fmt="py"))))
+
+
+def test_ipython_kernels_keep_history_in_memory_unless_the_arguments_name_a_file():
+    quiet = ["--IPKernelApp.log_level=CRITICAL"]
+    assert history_in_memory("python3", quiet) == [*quiet, "--HistoryManager.hist_file=:memory:"]
+    own = ["--HistoryManager.hist_file=/tmp/history.sqlite"]
+    assert history_in_memory("python3", own) == own
+    assert history_in_memory("ir", []) == [], "nbclient adds it for IPython kernels only"

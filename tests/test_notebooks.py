@@ -248,6 +248,29 @@ def test_warm_kernels_run_one_notebook_each_and_none_is_left(workdir, executor, 
     )
 
 
+HISTORY_FILE = "print(get_ipython().history_manager.hist_file)"
+
+
+@pytest.mark.parametrize("fork_kernels", [True, False], ids=["forked", "spawned"])
+def test_kernels_keep_their_history_in_memory_as_papermills_do(
+    workdir, executor, fork_kernels, monkeypatch
+):
+    """nbclient starts IPython kernels with their history in memory: a notebook's cells are not
+    written to the user's IPython history file (which kernels side by side would write at once).
+    So do warm kernels, forked or spawned, under every executor."""
+    ipython_dir = workdir / "ipython"
+    monkeypatch.setenv("IPYTHONDIR", str(ipython_dir))  # a Dask worker keeps its own
+    write_notebook(workdir / "nb.ipynb", HISTORY_FILE)
+    dag = DAG(executor=executor, fork_kernels=fork_kernels)
+    for i in range(3):
+        NotebookRunner("nb.ipynb", File(f"out/{i}.ipynb"), dag, name=f"n{i}")
+
+    dag.build()
+
+    assert {outputs_text(workdir / f"out/{i}.ipynb").strip() for i in range(3)} == {":memory:"}
+    assert not list(ipython_dir.rglob("history.sqlite"))
+
+
 PREPARED_STACK_BUILD = """
 import sys
 from engine_tasks import prepared_notebook_stack

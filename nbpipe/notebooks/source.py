@@ -22,7 +22,13 @@ from typing import Any
 from nbpipe.exceptions import MissingKernelError
 from nbpipe.notebooks.percent import LANGUAGES, NotHandled, read_percent_script
 
-__all__ = ["NotebookSource", "kernel_language", "quiet_kernel_arguments", "read_percent_script"]
+__all__ = [
+    "NotebookSource",
+    "history_in_memory",
+    "kernel_language",
+    "quiet_kernel_arguments",
+    "read_percent_script",
+]
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -183,3 +189,21 @@ def quiet_kernel_arguments(name: str) -> list[str]:
     (errors in the notebook still arrive through its outputs)."""
     argv = _kernel_specs()[name]["spec"].get("argv", [])
     return ["--IPKernelApp.log_level=CRITICAL"] if any("ipykernel" in a for a in argv) else []
+
+
+#: The kernels that nbclient takes for IPython kernels (jupyter_client's ``KernelManager.ipykernel``)
+IPYTHON_KERNEL_NAMES = frozenset({"python", "python2", "python3"})
+HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
+
+
+def history_in_memory(name: str, arguments: list[str]) -> list[str]:
+    """A kernel's ``arguments`` with IPython's history kept in memory, as nbclient (so papermill,
+    so Ploomber) starts its IPython kernels: a notebook's cells are then not written to the
+    user's history file (``~/.ipython/profile_default/history.sqlite``), which kernels running
+    side by side would write at once, nor does each kernel open and sync it. Arguments that
+    already name a history file are left as they are, as nbclient leaves them."""
+    if name not in IPYTHON_KERNEL_NAMES:
+        return list(arguments)
+    if any(argument.startswith("--HistoryManager.hist_file") for argument in arguments):
+        return list(arguments)
+    return [*arguments, HISTORY_IN_MEMORY]

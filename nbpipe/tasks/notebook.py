@@ -30,6 +30,7 @@ from nbpipe.notebooks.forking import kernel_launch, say_how_kernels_start
 from nbpipe.notebooks.kernels import KernelKey, WarmUp
 from nbpipe.notebooks.source import (
     NotebookSource,
+    history_in_memory,
     kernel_language,
     quiet_kernel_arguments,
 )
@@ -312,8 +313,9 @@ class NotebookRunner(Task):
         """What this notebook's kernel start depends on: a warm kernel must match it. The last
         field is the kernel template's preload modules when the kernel is forked, else None
         (``nbpipe.notebooks.forking.kernel_launch``)."""
-        arguments = self.papermill_params.get(
-            "extra_arguments", quiet_kernel_arguments(self.kernel_name)
+        arguments = history_in_memory(
+            self.kernel_name,
+            self.papermill_params.get("extra_arguments", quiet_kernel_arguments(self.kernel_name)),
         )
         cwd = self.papermill_params.get("cwd", self._folder)
         template, _ = kernel_launch(self.kernel_name, self.dag)
