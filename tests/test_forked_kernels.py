@@ -302,6 +302,32 @@ def test_the_template_loads_with_the_collector_off_and_its_kernels_collect(workd
     assert_nothing_left(marker)
 
 
+@pytest.mark.parametrize("executor", ["serial", "parallel"])
+def test_with_forking_off_the_default_kernel_is_spawned_through_nbpipes_launcher(
+    workdir, marker, executor
+):
+    """A spawned kernel of this interpreter's default kernelspec runs as
+    ``python -m nbpipe.notebooks.launcher``: ipykernel as its launcher runs it, ending as forked
+    kernels end; what IPython set up is frozen before the notebook runs, and the collector on."""
+    write_notebook(
+        workdir / "nb.ipynb",
+        "import gc, os\n"
+        "command = open('/proc/self/cmdline', 'rb').read().split(b'\\0')\n"
+        "print(command[1:3] == [b'-m', b'nbpipe.notebooks.launcher'], os.getppid() != 1)\n"
+        "print(gc.get_freeze_count() > 1000, gc.isenabled())",
+    )
+    chosen = Serial() if executor == "serial" else Parallel(processes=2, start_method="fork")
+    dag = DAG(executor=chosen, fork_kernels=False)
+    NotebookRunner("nb.ipynb", File("out/nb.ipynb"), dag)
+
+    dag.build()
+
+    cells = json.loads((workdir / "out/nb.ipynb").read_text())["cells"]
+    printed = "".join("".join(o.get("text", "")) for c in cells for o in c.get("outputs", []))
+    assert printed.split() == ["True"] * 4
+    assert_nothing_left(marker)
+
+
 def test_a_kernelspec_that_is_not_this_ipykernel_is_spawned(tmp_path):
     """A kernelspec with other arguments (as a conda environment's, R's or Julia's would be)
     starts its kernel as today: a new process, child of the build; the build says so."""

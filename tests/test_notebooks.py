@@ -80,18 +80,17 @@ atexit.register(pathlib.Path(os.getcwd(), "exit-handler").write_text, "ran")
 """
 
 
-@pytest.mark.parametrize(
-    "fork_kernels, executor", [(True, "serial"), (True, "parallel"), (False, "serial")]
-)
+@pytest.mark.parametrize("fork_kernels", [True, False], ids=["forked", "spawned"])
+@pytest.mark.parametrize("executor", ["serial", "parallel"])
 def test_a_kernel_exits_as_papermills_do_its_files_flushed_and_exit_handlers_run(
     workdir, fork_kernels, executor
 ):
     """Papermill asks a kernel to shut down, and it ends as a Python process ends; a killed
     kernel loses what its notebook left in a file's buffer (the product is cut short, and the
-    build says it succeeded) and skips its exit handlers. A forked kernel, which ends without
-    the interpreter's teardown of its modules, flushes the files they keep open (a spawned
-    kernel's teardown usually does, not always: ipykernel's own exit can hang, and the kernel is
-    terminated)."""
+    build says it succeeded) and skips its exit handlers. nbpipe's kernels, forked or spawned,
+    end without the interpreter's teardown of their modules: they flush the files those keep
+    open themselves (a spawned ipykernel's teardown usually does, not always: its own exit can
+    hang, and the kernel is terminated)."""
     write_notebook(workdir / "unclosed.ipynb", UNCLOSED)
     (workdir / "keeps_a_log.py").write_text("LOG = open('module.log', 'w')\n")
     chosen = Parallel(processes=2, start_method="fork") if executor == "parallel" else None
@@ -104,8 +103,7 @@ def test_a_kernel_exits_as_papermills_do_its_files_flushed_and_exit_handlers_run
 
     assert Path("out/data.txt").read_text() == "a line of data\n" * 1000
     assert Path("exit-handler").read_text() == "ran"
-    if fork_kernels:  # a spawned kernel's interpreter flushes it too, as a rule but not always
-        assert Path("module.log").read_text() == "a line of the log\n"
+    assert Path("module.log").read_text() == "a line of the log\n"
 
 
 def test_a_kernel_that_does_not_exit_is_stopped_and_the_build_ends(workdir, monkeypatch):

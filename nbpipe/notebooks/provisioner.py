@@ -14,6 +14,10 @@ from the template (which reaps its children). A launch the template cannot serve
 is not this interpreter's ipykernel, start-up variables the template does not share, an
 ``independent`` kernel, redirected streams) is spawned as ``LocalProvisioner`` would.
 
+A spawned kernel whose kernelspec is this interpreter's default ipykernel launcher runs as
+``python -m nbpipe.notebooks.launcher`` instead: the same kernel, that ends as forked kernels end
+(``nbpipe.notebooks.kernel_end``: no wait on ipykernel's exit race, no teardown of its modules).
+
 Every ipykernel kernel that nbpipe's managers start, forked or spawned, talks to its client over
 Unix domain sockets (zmq's ``ipc`` transport) in a private folder of its own, instead of TCP
 ports on localhost. jupyter_client picks a kernel's free TCP ports by binding and releasing them,
@@ -44,10 +48,12 @@ from jupyter_client.provisioning import LocalProvisioner
 from jupyter_client.provisioning.factory import KernelProvisionerFactory
 from traitlets import DottedObjectName, List, Type, Unicode, default
 
-from nbpipe.notebooks.forking import _LAUNCHERS, KernelTemplate, template_for
+from nbpipe.notebooks.forking import _LAUNCHERS, KernelTemplate, runs_this_ipykernel, template_for
 from nbpipe.notebooks.kernelspecs import QuickKernelSpecManager
 
 PROVISIONER_NAME = "nbpipe-fork"
+#: The module that spawned ipykernel kernels run as (``format_kernel_cmd``)
+LAUNCHER = "nbpipe.notebooks.launcher"
 _ENTRY_POINT = "nbpipe.notebooks.provisioner:ForkProvisioner"
 KILL_WAIT = 0.5  # seconds
 QUICK_POLL = 0.005  # seconds: how often a killed kernel is polled in its first KILL_WAIT
@@ -133,7 +139,7 @@ def _forkable(cmd: list[str], kwargs: dict[str, Any]) -> bool:
         len(cmd) >= 3
         and os.path.abspath(cmd[0]) == os.path.abspath(sys.executable)
         and cmd[1] == "-m"
-        and cmd[2] in _LAUNCHERS
+        and cmd[2] in (*_LAUNCHERS, LAUNCHER)
         and not kwargs.get("independent")
         and all(kwargs.get(stream) is None for stream in ("stdin", "stdout", "stderr"))
     )
@@ -188,6 +194,15 @@ class OwnKernelManager(AsyncKernelManager):
     @default("kernel_spec_manager")
     def _kernel_spec_manager_default(self) -> KernelSpecManager:
         return QuickKernelSpecManager(data_dir=self.data_dir)
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        """The kernel's command; this interpreter's default ipykernel launcher is swapped for
+        nbpipe's (``nbpipe.notebooks.launcher``): the same kernel, ending as forked kernels end."""
+        command = super().format_kernel_cmd(extra_arguments)
+        spec = self.kernel_spec
+        if spec is not None and runs_this_ipykernel(spec.argv):
+            command[2] = LAUNCHER
+        return command
 
     async def _async_pre_start_kernel(self, **kw: Any):
         if "_nbpipe_folder" not in self.__dict__:  # not on a restart: the kernel keeps its folder

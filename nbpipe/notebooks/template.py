@@ -51,7 +51,6 @@ pipe closes: it stops the templates still running, waits for them, and exits.
 from __future__ import annotations
 
 import argparse
-import atexit
 import contextlib
 import gc
 import json
@@ -60,6 +59,8 @@ import select
 import signal
 import sys
 from collections.abc import Iterator
+
+from nbpipe.notebooks.kernel_end import finish, run_ipykernel
 
 #: What a started ipykernel has imported (measured: a kernel that ran a cell has no module
 #: beyond these and their imports), and what it imports as it exits; importing them here is
@@ -447,27 +448,17 @@ def become_kernel(request: dict, ready: int, entry, launcher: str, inherited: li
         _reseed()
         import importlib
 
-        from ipykernel.kernelapp import IPKernelApp
-
         # ipykernel read JPY_PARENT_PID when the template imported it (a trait's default):
         # its parent poller must be told the template's pid in so many words
         parent = f"--IPKernelApp.parent_handle={os.getppid()}"
         sys.argv = [importlib.import_module(launcher).__file__, *request["argv"], parent]
-        IPKernelApp.launch_instance()
-        # ipykernel's own exit handler closes its zmq sockets and joins its threads, which
-        # os._exit ends anyway; it can also wait forever, when the control thread's last
-        # status message races the closing IOPub thread (and the kernel was terminated 2.5 s
-        # later, before its files were flushed)
-        atexit.unregister(IPKernelApp.instance().close)
-        code = 0
-    except SystemExit as exit:
-        code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+        code = run_ipykernel()
     except BaseException:
         import traceback
 
         traceback.print_exc()
     finally:
-        _finish(code)
+        finish(code)
 
 
 def _reseed() -> None:
@@ -478,45 +469,6 @@ def _reseed() -> None:
     numpy_random = sys.modules.get("numpy.random")
     if numpy_random is not None:
         numpy_random.seed()
-
-
-def _finish(code: int) -> None:
-    """Ends the kernel process as an interpreter's exit would (threads joined, atexit handlers
-    run, open files flushed), without unwinding into the template's code."""
-    try:
-        import threading
-
-        threading._shutdown()  # type: ignore[attr-defined]
-    except BaseException:
-        pass
-    _flush_open_files()  # what was written so far is kept, even if an exit handler hangs
-    with contextlib.suppress(BaseException):
-        atexit._run_exitfuncs()
-    _flush_open_files()
-    os._exit(code)
-
-
-def _flush_open_files() -> None:
-    """Flushes every file still open for writing, text layers first, as the interpreter's
-    teardown would when it clears the modules that hold them (a module-level log file that a
-    notebook wrote to and never closed: its last lines would be lost), then the process's own
-    standard streams. Files only, as ``open`` makes them, not ipykernel's output streams:
-    flushing those sends on zmq sockets that may be closing. The objects the template froze
-    before forking are out of the collector's sight (``gc.get_objects``): the standard streams
-    are among them, none of them is a user's file."""
-    import gc
-    import io
-
-    objects = gc.get_objects()
-    for layer in (io.TextIOWrapper, (io.BufferedWriter, io.BufferedRandom)):
-        for obj in objects:
-            if isinstance(obj, layer):
-                with contextlib.suppress(BaseException):
-                    if not obj.closed:
-                        obj.flush()
-    for stream in (sys.__stdout__, sys.__stderr__):
-        with contextlib.suppress(BaseException):
-            stream.flush()
 
 
 def exited_children(children: set[int]) -> Iterator[tuple[int, int]]:
@@ -537,4 +489,4 @@ def exited_children(children: set[int]) -> Iterator[tuple[int, int]]:
 if __name__ == "__main__":
     # no teardown of the modules it imported (pandas...): nothing of them needs it, and the
     # build waits for this process to end
-    _finish(main())
+    finish(main())
