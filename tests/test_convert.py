@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from notebook_files import write_notebook
+
+from nbpipe.notebooks.soup import plain_selectors
 
 EXPORT = """
 import sys
@@ -129,3 +132,84 @@ def test_a_task_after_a_report_in_the_same_process_finds_ipython_whole(workdir):
     used = json.loads((workdir / "out" / "after.json").read_text())
     assert used == {"version": used["version"], "shell": "None", "html": "<b>x</b>", "report": True}
     assert used["version"][0] >= 8
+
+
+#: A page with what nbconvert's own selectors look for: images with and without alternative
+#: text (markdown, and outputs), code cells with and without outputs, an HTML table.
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+
+
+def rich_notebook():
+    import nbformat
+
+    v4 = nbformat.v4
+    notebook = v4.new_notebook(
+        cells=[
+            v4.new_markdown_cell(
+                '# Report\n\n![](a.png), <img src="b.png" alt="b"> and <img src="c.png">'
+            ),
+            v4.new_code_cell("x = 1"),
+            v4.new_code_cell(
+                "show()",
+                outputs=[
+                    v4.new_output("stream", name="stdout", text="hello\n"),
+                    v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<img>"}),
+                    v4.new_output(
+                        "execute_result",
+                        data={"text/html": "<table><tr><td>1</td></tr></table>"},
+                        execution_count=2,
+                    ),
+                ],
+            ),
+        ]
+    )
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{number}"
+    notebook.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    return notebook
+
+
+@pytest.mark.parametrize("template", ["lab", "classic"])
+def test_html_reports_are_nbconverts_byte_for_byte(template):
+    """The HTML export answers nbconvert's own CSS selectors with plain searches (no soupsieve
+    tokenizer to compile): the page is the one nbconvert's HTMLExporter writes."""
+    from nbconvert import HTMLExporter
+
+    from nbpipe.notebooks.convert import export
+
+    notebook = rich_notebook()
+    theirs, _ = HTMLExporter(template_name=template).from_notebook_node(notebook)
+    ours = export(notebook, ".html", {"template_name": template})
+
+    assert ours == theirs
+    assert ours.count('alt="No description has been provided for this image"') >= 2
+    if template == "lab":  # the classic page has no jp-Notebook cells to make focusable
+        assert ours.count('tabindex="0"') >= 2
+
+
+def test_html_reports_run_no_css_selector_and_leave_nbconvert_as_it_was(monkeypatch):
+    import bs4
+    import nbconvert.exporters.html as html
+    import soupsieve
+
+    from nbpipe.notebooks.convert import export
+
+    selected: list[str] = []
+    select = soupsieve.select
+
+    def recorded(pattern, *args, **kwargs):
+        selected.append(pattern)
+        return select(pattern, *args, **kwargs)
+
+    monkeypatch.setattr(soupsieve, "select", recorded)
+
+    export(rich_notebook(), ".html")
+
+    assert selected == []
+    assert html.BeautifulSoup is bs4.BeautifulSoup
+    with pytest.raises(ZeroDivisionError), plain_selectors():
+        assert html.BeautifulSoup is not bs4.BeautifulSoup
+        raise ZeroDivisionError
+    assert html.BeautifulSoup is bs4.BeautifulSoup
+    bs4.BeautifulSoup("<img src=x>", "html.parser").select("img:not([alt])")
+    assert selected == ["img:not([alt])"], "soupsieve answers selectors outside the block"

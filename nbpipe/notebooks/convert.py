@@ -3,7 +3,9 @@
 Building an nbconvert exporter costs most of a second the first time in a process, so exporters
 are cached per process (workers live across tasks) and keyed by their settings. A third of that
 is Jinja compiling nbconvert's templates, the same every time: the compiled templates are kept
-on disk across processes (``TemplateCache``).
+on disk across processes (``TemplateCache``). The HTML exporter's first page also compiled
+soupsieve's CSS tokenizer, for three selectors that plain searches answer
+(``nbpipe.notebooks.soup``).
 """
 
 from __future__ import annotations
@@ -143,9 +145,12 @@ def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str 
         import nbformat
 
         return nbformat.writes(nb)
+    from nbpipe.notebooks.soup import plain_selectors
+
     name = EXPORTERS.get(suffix, suffix)
     exporter = _exporter(name, json.dumps(export_kwargs or {}, sort_keys=True))
-    body, _resources = exporter.from_notebook_node(nb)
+    with plain_selectors():  # nbconvert's HTML, without compiling soupsieve's CSS tokenizer
+        body, _resources = exporter.from_notebook_node(nb)
     return body
 
 
