@@ -28,13 +28,15 @@ def start(folder: str, forked: bool):
     from jupyter_core.utils import run_sync
 
     from nbpipe.notebooks.provisioner import ForkingKernelManager, OwnKernelManager
+    from nbpipe.notebooks.source import history_in_memory, quiet_kernel_arguments
 
     manager = (
         ForkingKernelManager(kernel_name="python3", preload=[])
         if forked
         else OwnKernelManager(kernel_name="python3")
     )
-    run_sync(manager.start_kernel)(cwd=folder)
+    arguments = history_in_memory("python3", quiet_kernel_arguments("python3"))  # as a build's
+    run_sync(manager.start_kernel)(cwd=folder, extra_arguments=arguments)
     client = manager.client()
     client.start_channels()
     run_sync(client.wait_for_ready)(timeout=60)
