@@ -28,8 +28,9 @@ import io
 import os
 import sys
 
-#: What ``open`` makes that holds written data: text layers, then the buffers under them
-FILE_LAYERS = (io.TextIOWrapper, io.BufferedWriter, io.BufferedRandom)
+#: What ``open`` makes that holds written data, in the order to flush: text layers, then the
+#: buffers under them
+FILE_LAYERS = ((io.TextIOWrapper,), (io.BufferedWriter, io.BufferedRandom))
 
 
 def run_ipykernel() -> int:
@@ -83,9 +84,8 @@ def flush_open_files() -> None:
     flushing those sends on zmq sockets that may be closing. Frozen objects (what the template
     imported, what ``run_ipykernel`` froze) are out of the collector's sight
     (``gc.get_objects``): the standard streams are among them, none of them is a user's file."""
-    text = io.TextIOWrapper
-    files = [obj for obj in gc.get_objects() if isinstance(obj, FILE_LAYERS)]
-    for layer in (text, tuple(layer for layer in FILE_LAYERS if layer is not text)):
+    files = [obj for obj in gc.get_objects() if isinstance(obj, sum(FILE_LAYERS, ()))]
+    for layer in FILE_LAYERS:
         for file in files:
             if isinstance(file, layer):
                 with contextlib.suppress(BaseException):
