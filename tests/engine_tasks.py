@@ -69,7 +69,9 @@ def two_files(product):
 
 def prepared_notebook_stack(product):
     """Writes what this process has ready for notebooks: nbformat's compiled validators (their
-    versions) and nbpipe's built exporters."""
+    versions) and nbpipe's built exporters; and how its garbage collector stands (how many
+    objects it leaves alone, whether it runs)."""
+    import gc
     import json
     import sys
 
@@ -78,5 +80,7 @@ def prepared_notebook_stack(product):
     ready = {
         "validators": sorted([key[1], key[2]] for key in getattr(validator, "validators", {})),
         "exporters": convert._exporter.cache_info().currsize if convert else 0,
+        "frozen": gc.get_freeze_count(),
+        "collecting": gc.isenabled(),
     }
     Path(str(product)).write_text(json.dumps(ready))

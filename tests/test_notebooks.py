@@ -310,3 +310,39 @@ def test_workers_start_with_the_notebook_stack_prepared(workdir, products):
     ready = json.loads((workdir / "out/ready.json").read_text())
     assert [4, nbformat.v4.nbformat_minor] in ready["validators"]
     assert ready["exporters"] == (1 if "html" in products else 0)
+    # what the worker inherited and imported is out of its collector's sight; it still collects
+    assert ready["frozen"] > 10_000
+    assert ready["collecting"] is True
+
+
+PREPARE_WATCHING_THE_COLLECTOR = """
+import gc, json, sys
+
+from nbpipe.notebooks.imports import prepare_before_fork
+
+if sys.argv[1] == "off":
+    gc.disable()
+collections = []
+gc.callbacks.append(lambda phase, info: phase == "start" and collections.append(phase))
+prepare_before_fork(("papermill", "nbformat", "nbconvert"))
+young = len(gc.get_objects(generation=0)) + len(gc.get_objects(generation=1))
+print(json.dumps({"collections": len(collections), "collecting": gc.isenabled(), "young": young}))
+"""
+
+
+@pytest.mark.parametrize("collector", ["on", "off"])
+def test_the_notebook_stack_is_prepared_with_the_collector_paused(collector):
+    """The preparation imports and builds what lives as long as the process: a collection then
+    would scan all of it and free next to nothing, and so would the first collection after it,
+    unless what it made is moved out of the youngest generation. The collector is as it was
+    afterwards."""
+    run = subprocess.run(
+        [sys.executable, "-c", PREPARE_WATCHING_THE_COLLECTOR, collector],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    seen = json.loads(run.stdout)
+    assert seen["collections"] == 0
+    assert seen["collecting"] is (collector == "on")
+    assert seen["young"] < 1000  # of the ~200,000 objects the preparation made

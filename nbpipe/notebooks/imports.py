@@ -20,6 +20,7 @@ papermill no remote storage.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import importlib.util
 import sys
@@ -59,6 +60,11 @@ def prepare_before_fork(modules: Iterable[str]) -> None:
     is built and renders a notebook (nbconvert's first HTML export in a process costs most of a
     second: its filters' imports and the compiling of its templates)."""
     modules = tuple(modules)
+    with collector_paused():
+        _prepare(modules)
+
+
+def _prepare(modules: tuple[str, ...]) -> None:
     import_quickly(modules)
     if "nbformat" in modules:
         import nbformat
@@ -70,6 +76,24 @@ def prepare_before_fork(modules: Iterable[str]) -> None:
         from nbpipe.notebooks.convert import export
 
         export(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("")]), ".html")
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """The garbage collector off within the block, for what it creates to last as long as the
+    process: a collection meanwhile would scan all of it and free next to nothing. Afterwards
+    the collector is as it was, and the objects go to its oldest generation unscanned
+    (``gc.freeze`` then ``gc.unfreeze``), as if they had survived its collections: turned on
+    again with them all in its youngest, it would scan them all at once."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
 
 
 def import_ipython_lexers() -> None:
