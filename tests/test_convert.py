@@ -213,3 +213,159 @@ def test_html_reports_run_no_css_selector_and_leave_nbconvert_as_it_was(monkeypa
     assert html.BeautifulSoup is bs4.BeautifulSoup
     bs4.BeautifulSoup("<img src=x>", "html.parser").select("img:not([alt])")
     assert selected == ["img:not([alt])"], "soupsieve answers selectors outside the block"
+
+
+TRICKY_CODE = [
+    "x = 1",
+    "s = 'single' + \"double\" + '''triple'''",
+    "if a < b and c > d or e & f: print('<b>bold</b> &amp; &lt;')",
+    "html = '<style>body {}</style><script>alert(1)</script>'",
+    "tabs\tand  spaces\n\n\nblank lines\n",
+    "\nleading newline",
+    "unicode = 'naïve café \u2013 \u201cquotes\u201d ±µ ß 日本語'",
+    "emoji = '🐍'",  # beyond the first plane: the slow way, same page
+    "carriage = 1\r\nreturns = 2\r",
+    "%time y = 2\n!echo shell | grep x > out.txt\n%%bash",
+    "bad = 'unterminated\n@decorator\ndef f(*args, **kw) -> None: ...",
+    "amp = '&#39; &quot; &#x27; &nbsp; &copy'",
+    "ctrl = '\x0b\x0c\x7f'",
+]
+
+
+def tricky_notebook():
+    import nbformat
+
+    v4 = nbformat.v4
+    cells = [v4.new_code_cell(source) for source in TRICKY_CODE]
+    cells.append(
+        v4.new_code_cell(
+            "df",
+            outputs=[
+                v4.new_output(
+                    "execute_result",
+                    data={
+                        "text/html": "<style scoped>\n.dataframe td { color: red; }\n</style>"
+                        "<table class='dataframe'><tr><td>1 &amp; 2</td></tr></table>",
+                        "text/plain": "df",
+                    },
+                    execution_count=1,
+                )
+            ],
+        )
+    )
+    notebook = v4.new_notebook(cells=[*rich_notebook().cells, *cells])
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{number}"
+    notebook.metadata["language_info"] = {"name": "python", "pygments_lexer": "ipython3"}
+    return notebook
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"theme": "dark"}, {"template_name": "classic"}, {"exclude_input": True}],
+    ids=["lab", "lab-dark", "classic", "no-input"],
+)
+def test_lighter_html_pages_are_nbconverts_byte_for_byte(settings):
+    """Stylesheets held out of the parsing, highlighted code not sanitized again: the page is
+    still the one nbconvert's HTMLExporter writes, whatever the code holds."""
+    from nbconvert import HTMLExporter
+
+    from nbpipe.notebooks.convert import export
+
+    notebook = tricky_notebook()
+    theirs, _ = HTMLExporter(**settings).from_notebook_node(notebook)
+    ours = export(notebook, ".html", settings)
+
+    assert ours == theirs
+    assert "nbpipe-stylesheet-" not in ours
+
+
+def test_nbconverts_stylesheets_are_not_parsed_and_plain_code_is_not_sanitized(monkeypatch):
+    """The page BeautifulSoup parses holds placeholders, not JupyterLab's stylesheets; ordinary
+    highlighted code does not go through bleach (the page is nbconvert's: the test above)."""
+    import bleach
+    import bs4
+
+    from nbpipe.notebooks.convert import export
+
+    parsed: list[int] = []
+    cleaned: list[str] = []
+    soup_init, clean = bs4.BeautifulSoup.__init__, bleach.clean
+
+    def recorded_init(self, markup="", *args, **kwargs):
+        parsed.append(len(markup))
+        soup_init(self, markup, *args, **kwargs)
+
+    def recorded_clean(text, *args, **kwargs):
+        cleaned.append(text)
+        return clean(text, *args, **kwargs)
+
+    monkeypatch.setattr(bs4.BeautifulSoup, "__init__", recorded_init)
+    monkeypatch.setattr(bleach, "clean", recorded_clean)
+
+    page = export(rich_notebook(), ".html")
+
+    assert len(page) > 200_000  # JupyterLab's stylesheets
+    assert parsed and max(parsed) < 50_000
+    assert cleaned == []
+
+
+def test_highlighted_code_is_returned_as_bleach_would_return_it():
+    """``html_page.clean_html`` answers at once only for markup that bleach returns unchanged:
+    Pygments' highlighting of any code, tricky characters included, and a few hand-made
+    lookalikes that bleach does change."""
+    import random
+
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.strings import clean_html as bleach_clean_html
+
+    from nbpipe.notebooks.html_page import HIGHLIGHTED, clean_html
+
+    generator = random.Random(12)
+    plain = "abc xyz_019<>&'\"\t\n\\#%!@:;.,()[]{}=+-*/~`|^?éß日"
+    odd = "\r\x0b\x00🐍"  # characters a parser replaces or drops, and one beyond the first plane
+    sources = [*TRICKY_CODE]
+    for alphabet in (plain, plain + odd):
+        sources += [
+            "".join(generator.choices(alphabet, k=generator.randint(1, 60))) for _ in range(150)
+        ]
+    highlighted = [
+        Highlight2HTML(pygments_lexer=lexer)(source)
+        for lexer in ("ipython3", "python", "bash")
+        for source in sources
+    ]
+    ordinary = [
+        markup
+        for markup, source in zip(highlighted, sources * 3, strict=True)
+        if not set(odd) & set(source)
+    ]
+    lookalikes = [
+        '<div class="highlight"><pre><span></span><span class="n">x</span></span></pre></div>',
+        '<div class="highlight"><pre>\nx</pre></div>',
+        '<div class="highlight"><pre><span></span><b>x</b></pre></div>',
+        '<div class="highlight"><pre><span></span><span class="n" onclick="x">x</span></pre></div>',
+        '<div class="highlight"><pre><span></span>&copy; &#x27;</pre></div>',
+    ]
+
+    for markup in highlighted + lookalikes:
+        assert clean_html(markup) == bleach_clean_html(markup), markup
+    assert all(HIGHLIGHTED.fullmatch(markup) for markup in ordinary)  # answered at once
+    assert not any(HIGHLIGHTED.fullmatch(markup) for markup in lookalikes)
+
+
+def test_a_stylesheet_that_would_end_its_element_early_stays_in_the_page():
+    from markupsafe import Markup
+
+    from nbpipe.notebooks.html_page import HeldStylesheets
+
+    stylesheets = HeldStylesheets()
+    include = stylesheets.hold(lambda name: Markup(f'<style type="text/css">\n{name}</style>'))
+
+    held = include("p { color: red; }\n")
+    kept = include("p::after { content: '</style>'; }\n")
+
+    assert "color" not in held and "nbpipe-stylesheet-" in held
+    assert kept == "<style type=\"text/css\">\np::after { content: '</style>'; }\n</style>"
+    assert stylesheets.restore(f"<head>{held}</head>") == (
+        '<head><style type="text/css">\np { color: red; }\n</style></head>'
+    )

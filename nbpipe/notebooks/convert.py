@@ -5,7 +5,8 @@ are cached per process (workers live across tasks) and keyed by their settings. 
 is Jinja compiling nbconvert's templates, the same every time: the compiled templates are kept
 on disk across processes (``TemplateCache``). The HTML exporter's first page also compiled
 soupsieve's CSS tokenizer, for three selectors that plain searches answer
-(``nbpipe.notebooks.soup``).
+(``nbpipe.notebooks.soup``); and each page parsed nbconvert's stylesheets and sanitized
+highlighted code, for the same text in the end (``nbpipe.notebooks.html_page``).
 """
 
 from __future__ import annotations
@@ -156,12 +157,16 @@ def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str 
 
 @lru_cache(maxsize=16)
 def _exporter(name: str, kwargs_json: str):
-    from nbconvert.exporters import get_exporter
+    from nbconvert.exporters import HTMLExporter, get_exporter
 
+    from nbpipe.notebooks.html_page import lighter_html_exporter
     from nbpipe.notebooks.imports import import_ipython_lexers
 
     import_ipython_lexers()  # nbconvert highlights code with them; IPython itself is not needed
-    exporter = get_exporter(name)(**json.loads(kwargs_json))
+    exporter_class = get_exporter(name)
+    if exporter_class is HTMLExporter:  # not its subclasses (webpdf prints the page it makes)
+        exporter_class = lighter_html_exporter()
+    exporter = exporter_class(**json.loads(kwargs_json))
     environment = getattr(exporter, "environment", None)  # template-based exporters have one
     if environment is not None and environment.bytecode_cache is None:
         environment.bytecode_cache = template_cache()
