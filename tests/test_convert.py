@@ -369,3 +369,27 @@ def test_a_stylesheet_that_would_end_its_element_early_stays_in_the_page():
     assert stylesheets.restore(f"<head>{held}</head>") == (
         '<head><style type="text/css">\np { color: red; }\n</style></head>'
     )
+
+
+DEFERRED_SOUPSIEVE = """
+import json, sys
+
+from nbpipe.notebooks.imports import prepare_before_fork
+
+prepare_before_fork(("papermill", "nbformat", "nbconvert"))  # an HTML export included
+loaded_after_export = "soupsieve.css_parser" in sys.modules
+import bs4
+
+found = bs4.BeautifulSoup('<p class="a">x</p>', "html.parser").select("p.a")
+print(json.dumps([loaded_after_export, "soupsieve.css_parser" in sys.modules, len(found)]))
+"""
+
+
+def test_soupsieve_loads_only_for_a_css_selector_of_someone_elses():
+    """The notebook stack imports soupsieve as a module that loads on first use: an HTML report
+    does not load it (its selectors are answered without it), a CSS select afterwards gets it
+    whole."""
+    run = subprocess.run(
+        [sys.executable, "-c", DEFERRED_SOUPSIEVE], capture_output=True, text=True, check=True
+    )
+    assert json.loads(run.stdout) == [False, True, 1]

@@ -157,10 +157,12 @@ def export(nb, suffix: str, export_kwargs: dict[str, Any] | None = None) -> str 
 
 @lru_cache(maxsize=16)
 def _exporter(name: str, kwargs_json: str):
-    from nbconvert.exporters import HTMLExporter, get_exporter
+    from nbpipe.notebooks.imports import import_ipython_lexers, unused_imports_hidden
+
+    with unused_imports_hidden():  # a no-op where the workers imported nbconvert already
+        from nbconvert.exporters import HTMLExporter, get_exporter
 
     from nbpipe.notebooks.html_page import lighter_html_exporter
-    from nbpipe.notebooks.imports import import_ipython_lexers
 
     import_ipython_lexers()  # nbconvert highlights code with them; IPython itself is not needed
     exporter_class = get_exporter(name)

@@ -7,14 +7,19 @@
   from (boto3 for S3, azure, gcsfs, pyarrow for HDFS, PyGithub): most of a second with boto3
   installed. nbpipe hands papermill a notebook and a local path, never a remote one.
 
+- BeautifulSoup imports soupsieve, its CSS selector engine, which compiles its patterns at
+  import: 50-85 ms. nbconvert's HTML exporter asks it three selectors, which nbpipe answers
+  without it (``nbpipe.notebooks.soup``). It is imported as a module that loads on first use
+  (``importlib.util.LazyLoader``, ``DEFERRED``): anyone who selects with CSS gets it whole.
+
 - nbconvert highlights code cells with IPython's pygments lexers, and importing those runs
   IPython's package ``__init__``, which imports IPython's terminal (prompt_toolkit, jedi): half a
   second for a few classes of regular expressions (``import_ipython_lexers``).
 
 So the processes that run notebooks (workers, and the building process under Serial, the magic,
-``nbpipe run``) import the notebook stack with those modules hidden (unless already imported):
-afterwards they import normally, though this process's jsonschema keeps no "iri" check and its
-papermill no remote storage.
+``nbpipe run``) import the notebook stack with those modules hidden or deferred (unless already
+imported): afterwards they import normally, though this process's jsonschema keeps no "iri"
+check and its papermill no remote storage.
 """
 
 from __future__ import annotations
@@ -22,31 +27,49 @@ from __future__ import annotations
 import contextlib
 import gc
 import importlib
+import importlib.machinery
 import importlib.util
 import sys
 import threading
 from collections.abc import Iterable, Iterator
 
 HIDDEN = ("rfc3987_syntax", "boto3", "azure", "gcsfs", "pyarrow", "github")
+DEFERRED = ("soupsieve",)
 
 
 @contextlib.contextmanager
 def unused_imports_hidden() -> Iterator[None]:
-    """Within the block, importing one of ``HIDDEN`` raises ImportError (unless it was imported
-    before)."""
+    """Within the block, importing one of ``HIDDEN`` raises ImportError, and one of ``DEFERRED``
+    gives a module that loads on first use (neither if it was imported before)."""
     hidden = [name for name in HIDDEN if name not in sys.modules]
     for name in hidden:
         sys.modules[name] = None  # type: ignore[assignment]
+    sys.meta_path.insert(0, DeferringFinder)
     try:
         yield
     finally:
+        sys.meta_path.remove(DeferringFinder)
         for name in hidden:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
 
 
+class DeferringFinder:
+    """Finds a ``DEFERRED`` module as Python would, with a loader that runs it on first use."""
+
+    @staticmethod
+    def find_spec(name: str, path=None, target=None):
+        if name not in DEFERRED:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader = importlib.util.LazyLoader(spec.loader)
+        return spec
+
+
 def import_quickly(modules: Iterable[str]) -> None:
-    """Imports ``modules`` (papermill, nbformat, ...) with ``HIDDEN`` hidden."""
+    """Imports ``modules`` (papermill, nbformat, ...) with ``HIDDEN`` hidden and ``DEFERRED``
+    deferred."""
     with unused_imports_hidden():
         for module in modules:
             importlib.import_module(module)
