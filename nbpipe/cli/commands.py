@@ -26,6 +26,19 @@ if TYPE_CHECKING:
 
 
 def cmd_build(args: argparse.Namespace, output: Output) -> int:
+    """Builds the pipeline. A kernel template starts first (``forking.start_template_ahead``):
+    it imports ipykernel while the pipeline loads, and serves the build if its notebooks' kernels
+    are forked in worker processes; else it is stopped as soon as that is known."""
+    from nbpipe.notebooks.forking import drop_template_ahead, start_template_ahead
+
+    start_template_ahead()
+    try:
+        return _build_command(args, output)
+    finally:
+        drop_template_ahead()
+
+
+def _build_command(args: argparse.Namespace, output: Output) -> int:
     dag = load_dag(args, output)
     if getattr(args, "executor", None) == "dask" or getattr(args, "address", None):
         from nbpipe.executors import Dask
@@ -42,6 +55,10 @@ def cmd_build(args: argparse.Namespace, output: Output) -> int:
         dag.executor = Parallel(
             processes=args.processes, start_method=getattr(previous, "start_method", None)
         )
+    if not _forks_kernels_in_workers(dag):
+        from nbpipe.notebooks.forking import drop_template_ahead
+
+        drop_template_ahead()
     targets = _targets(args.partially or [], dag)
     if args.skip_upstream and not targets:
         from nbpipe.cli.errors import say
@@ -60,6 +77,17 @@ def cmd_build(args: argparse.Namespace, output: Output) -> int:
             if targets
             else dag.build(force=args.force, observers=observers)
         ),
+    )
+
+
+def _forks_kernels_in_workers(dag) -> bool:
+    """Whether the build will fork notebook kernels in worker processes (a shared template)."""
+    from nbpipe.executors import Parallel
+    from nbpipe.tasks.notebook import NotebookRunner
+
+    return isinstance(dag.executor, Parallel) and any(
+        isinstance(task, NotebookRunner) and task.kernel_key()[3] is not None
+        for task in dag.values()
     )
 
 

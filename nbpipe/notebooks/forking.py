@@ -58,10 +58,9 @@ def why_not_fork(kernel_name: str, enabled: bool = True) -> str | None:
     started as new processes (for the build's log line)."""
     if not enabled:
         return "fork_kernels is off"
-    if os.environ.get(SWITCH, "").strip().lower() in _OFF:
-        return f"{SWITCH}={os.environ[SWITCH]}"
-    if not hasattr(os, "fork") or sys.platform == "win32":
-        return "this platform cannot fork"
+    reason = why_not_fork_here()
+    if reason is not None:
+        return reason
     from nbpipe.notebooks.source import _kernel_specs
 
     entry = _kernel_specs().get(kernel_name)
@@ -77,6 +76,16 @@ def why_not_fork(kernel_name: str, enabled: bool = True) -> str | None:
     argv = list(spec.get("argv") or [])
     if not runs_this_ipykernel(argv):
         return f"kernel {kernel_name!r} runs `{' '.join(argv)}`, not this Python's ipykernel"
+    return None
+
+
+def why_not_fork_here() -> str | None:
+    """None when this process may fork kernels at all; else why not (the environment's switch,
+    or a platform without fork)."""
+    if os.environ.get(SWITCH, "").strip().lower() in _OFF:
+        return f"{SWITCH}={os.environ[SWITCH]}"
+    if not hasattr(os, "fork") or sys.platform == "win32":
+        return "this platform cannot fork"
     return None
 
 
@@ -335,10 +344,15 @@ def _template_command(preload: Sequence[str]) -> list[str]:
 
 class SharedTemplate:
     """A template process shared by a build's workers (see the module), owned by the building
-    process: ``address`` is where workers connect; ``close`` stops it, with what it forked."""
+    process: ``address`` is where workers connect; ``close`` stops it, with what it forked.
 
-    def __init__(self, preload: Sequence[str], cwd: str | None = None):
-        self.preload = tuple(preload)
+    Started with ``preload`` None, it is started ahead of its build: it imports the kernel's
+    modules meanwhile, and ``order`` gives it the build's preload modules and working
+    directory (``start_template_ahead``)."""
+
+    def __init__(self, preload: Sequence[str] | None, cwd: str | None = None):
+        self.preload = None if preload is None else tuple(preload)
+        self._environment = dict(os.environ)
         self._folder = tempfile.mkdtemp(prefix="nbpipe-template-")
         self.address = os.path.join(self._folder, "socket")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -346,8 +360,10 @@ class SharedTemplate:
         try:
             listener.bind(self.address)
             listener.listen(64)
-            command = _template_command(self.preload)
+            command = _template_command(self.preload or ())
             command[3:3] = ["--listen", str(listener.fileno()), "--control", str(control_r)]
+            if self.preload is None:
+                command[3:3] = ["--later"]
             self.process = subprocess.Popen(
                 command,
                 cwd=cwd,
@@ -364,15 +380,70 @@ class SharedTemplate:
             os.close(control_r)
         self._control: int | None = control_w
 
+    def order(self, preload: Sequence[str], cwd: str | None) -> bool:
+        """Gives a template started ahead its build's preload modules and working directory.
+        False, and nothing sent, when it cannot serve as a template started now would: it was
+        ordered already or has ended, or this process's environment changed since it started
+        (a pipeline's code may set variables its preload modules read)."""
+        if self.preload is not None or self._control is None or self.process.poll() is not None:
+            return False
+        if dict(os.environ) != self._environment:
+            return False
+        order = {"preload": list(preload), "cwd": os.path.abspath(cwd or os.getcwd())}
+        try:
+            os.write(self._control, (json.dumps(order) + "\n").encode())
+        except OSError:
+            return False
+        self.preload = tuple(preload)
+        return True
+
     def close(self) -> None:
         """Stops the shared template: the templates it forked stop their kernels, and all are
-        waited for (their CPU time counts in this process's children)."""
+        waited for (their CPU time counts in this process's children). One started ahead and
+        never ordered has forked nothing: it is killed, not waited for to finish its imports."""
         control, self._control = self._control, None
         if control is None:
             return
+        if self.preload is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.kill()
         os.close(control)
         wait_or_kill(self.process, STOP_TIMEOUT)
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+_ahead: SharedTemplate | None = None  # started ahead of the build, not yet ordered
+
+
+def start_template_ahead() -> None:
+    """Starts a shared template ahead of a build, before the pipeline is even loaded, so that
+    the kernel's imports (most of a CPU-second) overlap the loading (``nbpipe build``). The
+    build's ``shared_template`` takes it; ``drop_template_ahead`` stops it when the build will
+    not (no notebook kernels forked in worker processes). Nothing where kernels cannot fork."""
+    global _ahead
+    if _ahead is not None or why_not_fork_here() is not None:
+        return
+    _ahead = SharedTemplate(None)
+
+
+def shared_template(preload: Sequence[str], cwd: str | None = None) -> SharedTemplate:
+    """The build's shared template: the one started ahead when it can serve this build, else a
+    new one."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is not None:
+        if ahead.order(preload, cwd):
+            return ahead
+        ahead.close()
+    return SharedTemplate(preload, cwd)
+
+
+def drop_template_ahead() -> None:
+    """Stops the template started ahead, if no build took it."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is not None:
+        ahead.close()
 
 
 def _problem(state: dict, preload: Sequence[str]) -> str:
@@ -458,8 +529,9 @@ def _stop_at_exit() -> None:
 def _forget_template_in_child() -> None:
     """A forked child (a worker started with ``fork``) does not own its parent's template: it
     drops its copies of the pipes and will start its own."""
-    global _template, _exit_hook_set, _template_lock, _shared
+    global _template, _exit_hook_set, _template_lock, _shared, _ahead
     template, _template = _template, None
+    _ahead = None  # the parent's to order or stop
     _template_lock = threading.Lock()
     _exit_hook_set = False
     _shared = None

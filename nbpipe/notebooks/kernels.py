@@ -58,12 +58,13 @@ class WarmUp:
     shared: str | None = None  # the shared template's address
 
     def share(self) -> Callable[[], None] | None:
-        """Starts the shared template (forked kernels only); returns what stops it."""
+        """Starts the shared template (forked kernels only), or orders the one started ahead of
+        the build (``forking.start_template_ahead``); returns what stops it."""
         if self.key[3] is None:
             return None
-        from nbpipe.notebooks.forking import SharedTemplate
+        from nbpipe.notebooks.forking import shared_template
 
-        template = SharedTemplate(self.key[3], self.key[1])
+        template = shared_template(self.key[3], self.key[1])
         self.shared = template.address
         return template.close
 

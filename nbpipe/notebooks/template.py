@@ -46,6 +46,11 @@ child, a template of that worker's own, which speaks the protocol above over the
 (``ready`` first, or the import problem) and ends, with its kernels, when the connection closes
 (its worker exited or died), on SIGTERM, or with this process. This process ends when its control
 pipe closes: it stops the templates still running, waits for them, and exits.
+
+A shared template may start ahead of its build, before the build knows its preload modules and
+its kernels' working directory (``--later``, no modules): it imports the kernel's modules, then
+reads them from the control pipe (one JSON line, ``{"preload": [...], "cwd": ...}``), moves
+there as if it had started there, and goes on as above; the pipe closing first ends it.
 """
 
 from __future__ import annotations
@@ -58,7 +63,7 @@ import os
 import select
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from nbpipe.notebooks.kernel_end import finish, run_ipykernel
 
@@ -93,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parent", type=int, required=True)
     # The module the kernels run as (also what shows in `ps` for the template and its kernels).
     parser.add_argument("--launcher", default="ipykernel_launcher")
+    parser.add_argument(
+        "--later",
+        action="store_true",
+        help="a shared template started ahead: its preload modules come on the control pipe",
+    )
     parser.add_argument("preload", nargs="*")
     args = parser.parse_args(argv)
     shared = args.listen is not None and args.control is not None
@@ -113,7 +123,16 @@ def main(argv: list[str] | None = None) -> int:
     # without exec: the collector off while loading, what was loaded frozen before the forks,
     # then the collector on again (kernels inherit it).
     gc.disable()
-    problem = _load(args.preload)
+    if shared and args.later:
+        problem = _load((), first=KERNEL_MODULES)
+        if problem is None:
+            order = _read_order(args.control)
+            if order is None:
+                return 0  # its build did not need it
+            entry = _move_to(order["cwd"], entry)
+            problem = _load(order["preload"], first=())
+    else:
+        problem = _load(args.preload, first=KERNEL_MODULES)
     if problem is None:
         _warm_caches()
     # Out of the collector's sight, what is loaded now is neither scanned by a kernel's
@@ -153,9 +172,32 @@ def _lifeline():
     return module
 
 
-def _load(preload: list[str]) -> dict | None:
-    """Imports the kernel's modules, then the preloads, one by one; the first that fails to
-    import or leaves a thread running is the problem."""
+def _read_order(control: int) -> dict | None:
+    """What a template started ahead waits for once it has imported the kernel's modules: its
+    build's preload modules and kernels' working directory, one JSON line on the control pipe
+    (``{"preload": [...], "cwd": ...}``); None when the pipe closes first."""
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = os.read(control, 65536)
+        if not chunk:
+            return None
+        data += chunk
+    return json.loads(data)
+
+
+def _move_to(cwd: str, entry: str | None) -> str:
+    """Into the working directory the template would have started in, its first entry of
+    ``sys.path`` too (where ``-m`` put the one it started in): the new entry."""
+    os.chdir(cwd)
+    cwd = os.getcwd()
+    if sys.path and sys.path[0] == entry:
+        sys.path[0] = cwd
+    return cwd
+
+
+def _load(preload: Sequence[str], first: Sequence[str]) -> dict | None:
+    """Imports ``first`` (the kernel's modules), then the preloads, one by one; the first that
+    fails to import or leaves a thread running is the problem."""
     import importlib
     import threading
     import traceback
@@ -163,8 +205,8 @@ def _load(preload: list[str]) -> dict | None:
     # ipykernel's debugger imports debugpy, which warns about frozen modules unless told not to;
     # jupyter_client sets the same variable for the kernels it starts.
     os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
-    for index, module in enumerate((*KERNEL_MODULES, *preload)):
-        is_preload = index >= len(KERNEL_MODULES)
+    for index, module in enumerate((*first, *preload)):
+        is_preload = index >= len(first)
         try:
             importlib.import_module(module)
         except BaseException as error:
