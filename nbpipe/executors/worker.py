@@ -109,7 +109,7 @@ def init_worker(
 
     What a worker inherits (forked) and imports lasts as long as it does: it is frozen
     (``gc.freeze``), first thing and once the imports are done, so that the worker's collections
-    scan only what its jobs make (a full scan of the notebook stack: 0.03-0.06 CPU-s), and do not
+    scan only what its jobs make (a full scan of the notebook stack: 0.03-0.13 CPU-s), and do not
     copy the pages it shares with its parent by writing to every object on them."""
     from nbpipe.notebooks.kernels import declare_notebook_worker
 

@@ -423,7 +423,10 @@ def start_template_ahead() -> None:
     global _ahead
     if _ahead is not None or why_not_fork_here() is not None:
         return
-    _ahead = SharedTemplate(None)
+    try:
+        _ahead = SharedTemplate(None)
+    except OSError:  # the build starts its own, and says why if that fails too
+        logger.debug("no kernel template started ahead", exc_info=True)
 
 
 def shared_template(preload: Sequence[str], cwd: str | None = None) -> SharedTemplate:

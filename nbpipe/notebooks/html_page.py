@@ -91,7 +91,7 @@ class HeldStylesheets:
 
     def restore(self, page: str) -> str:
         """The page with its stylesheets back in their ``<style>`` elements."""
-        for placeholder, css in self._held.items():
+        for placeholder, css in list(self._held.items()):  # another thread may hold one more
             element = f'<style type="text/css">\n{placeholder}</style>'
             if element in page:
                 page = page.replace(element, f'<style type="text/css">\n{css}</style>')
